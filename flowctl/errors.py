@@ -40,3 +40,7 @@ class RunnerError(FlowctlError):
 
 class GitError(FlowctlError):
     """A git command failed or the repository is not in the state an operation needs."""
+
+
+class CalendarError(FlowctlError, ValueError):
+    """Business-time arithmetic cannot be done (a calendar with no business hours ahead)."""
