@@ -1,0 +1,115 @@
+"""Who gets a record: `assign_record` strategies (SPEC §3, seed 004 smart dispatch).
+
+- fixed: the `user` (templated).
+- round_robin: the team's members in order, one after the other (a cursor per
+  team in the store), skipping members at capacity.
+- least_loaded: the member with the fewest open tasks plus records of this
+  object assigned to them; ties go to the member listed first.
+- skills: members who have at least one of the record's tags (`skills_from`)
+  and speak its language (`language_from`, when given); the least loaded of
+  them wins (ties: more matching skills, then list order). The matched rule is
+  returned so the step can record it on the record.
+
+Members whose load reached their `capacity` are skipped by every team strategy.
+No candidate: `fallback` (a user, or `manual_dispatch` for a dispatch task to
+the team manager), else the step fails with error class `no_assignee`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flowctl.engine.runtime import Runtime
+from flowctl.engine.state import Record
+from flowctl.resources.models import AssignRecord, Team, TeamMember
+
+
+@dataclass
+class Assignment:
+    user: str | None  # None: nobody matched; see `fallback`
+    rule: str  # a readable account of why, recorded on the record and in the trace
+    fallback: str | None = None  # "manual_dispatch" or None
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip().lower() for v in value if str(v).strip()]
+    return [p.strip().lower() for p in str(value).split(",") if p.strip()]
+
+
+def load_of(rt: Runtime, user: str, object_name: str, field: str) -> int:
+    """Open tasks assigned to `user` plus records of `object_name` whose `field` is `user`."""
+    tasks = len(rt.store.list_tasks(assignee=user, open_only=True))
+    records = sum(1 for r in rt.store.records_of(object_name) if r.fields.get(field) == user)
+    return tasks + records
+
+
+def _available(rt: Runtime, members: list[TeamMember], object_name: str, field: str) -> list[tuple[TeamMember, int]]:
+    out = []
+    for m in members:
+        load = load_of(rt, m.user, object_name, field)
+        if m.capacity is not None and load >= m.capacity:
+            continue
+        out.append((m, load))
+    return out
+
+
+def choose(rt: Runtime, step: AssignRecord, team: Team | None, record: Record, user: str | None) -> Assignment:
+    strategy = step.strategy
+    if strategy == "fixed":
+        return Assignment(user=user, rule=f"fixed: {user}")
+    assert team is not None
+    if strategy == "round_robin":
+        key = team.name
+        start = rt.store.kv_get("round_robin", key) or 0
+        n = len(team.members)
+        for i in range(n):
+            idx = (start + i) % n
+            member = team.members[idx]
+            if member.capacity is not None and load_of(rt, member.user, record.object, step.field) >= member.capacity:
+                continue
+            rt.store.kv_put("round_robin", key, (idx + 1) % n)
+            return Assignment(user=member.user, rule=f"round robin in team {team.name}")
+        return _fallback(step, f"every member of team {team.name} is at capacity")
+    if strategy == "least_loaded":
+        available = _available(rt, team.members, record.object, step.field)
+        if not available:
+            return _fallback(step, f"every member of team {team.name} is at capacity")
+        member, load = min(available, key=lambda pair: pair[1])
+        return Assignment(user=member.user, rule=f"least loaded in team {team.name} ({load} open)")
+    # skills
+    tags = _as_list(record.fields.get(step.skills_from or ""))
+    language = None
+    if step.language_from:
+        lang_value = record.fields.get(step.language_from)
+        language = str(lang_value).strip().lower() if lang_value not in (None, "") else None
+    candidates: list[tuple[int, int, int, TeamMember, list[str]]] = []
+    for index, member in enumerate(team.members):
+        skills = {s.lower() for s in member.skills}
+        matched = [t for t in tags if t in skills]
+        if not matched:
+            continue
+        if language is not None and language not in {lang.lower() for lang in member.languages}:
+            continue
+        load = load_of(rt, member.user, record.object, step.field)
+        if member.capacity is not None and load >= member.capacity:
+            continue
+        candidates.append((load, -len(matched), index, member, matched))
+    if not candidates:
+        wanted = ", ".join(tags) or "none"
+        why = f"no member of team {team.name} has skill {wanted}" + (f" and language {language}" if language else "")
+        return _fallback(step, why)
+    load, _, _, member, matched = min(candidates, key=lambda c: (c[0], c[1], c[2]))
+    rule = f"skills: {', '.join(matched)}" + (f"; language: {language}" if language else "")
+    return Assignment(user=member.user, rule=rule)
+
+
+def _fallback(step: AssignRecord, why: str) -> Assignment:
+    if step.fallback == "manual_dispatch":
+        return Assignment(user=None, rule=f"{why}; manual dispatch", fallback="manual_dispatch")
+    if step.fallback:
+        return Assignment(user=step.fallback, rule=f"{why}; fallback {step.fallback}")
+    return Assignment(user=None, rule=why)
