@@ -160,7 +160,10 @@ def _spinning_loops(ctx: CheckContext, owner: Owner, graph: StepGraph) -> Iterat
             continue
         _, dst, goto_path = gotos[0]
         loop = [k for k in graph.order if k in members]
-        labels = " → ".join(_label(graph.steps[k], k) for k in loop)
+        names = [_label(graph.steps[k], k) for k in loop]
+        if len(names) > 12:
+            names = [*names[:5], f"… ({len(names) - 10} more)", *names[-5:]]
+        labels = " → ".join(names)
         yield ctx.diag(
             owner,
             goto_path,

@@ -199,6 +199,14 @@ def describe(ann: Any) -> str:
     return _SCALAR_NAMES.get(base, getattr(base, "__name__", str(base)))
 
 
+def dotted_path(path: DataPath, limit: int = 8) -> str:
+    """`steps.0.then.1.to`; a very deep path keeps its start and end (the position says exactly where)."""
+    parts = [str(p) for p in path]
+    if len(parts) > limit:
+        parts = [*parts[:3], "…", *parts[-3:]]
+    return ".".join(parts)
+
+
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -327,10 +335,15 @@ def _condition_diagnostic(data: Any, loc: _Located, source: Source) -> Diagnosti
                     hint=hint,
                     range=source.range((*loc.path, key), prefer_key=True),
                 )
+    hint = f"a condition is {shapes}"
+    if isinstance(value, list):
+        hint = "put the list under `all:` (every condition must hold) or `any:` (at least one)"
+    elif isinstance(value, str):
+        hint = f'a condition is {shapes}; an expression goes in {{expr: "{value}"}}'
     return Diagnostic(
         code="schema-bad-condition",
         summary=f"not a condition: {_show(value)}",
-        hint=f"a condition is {shapes}",
+        hint=hint,
         range=source.range(loc.path),
     )
 
@@ -338,7 +351,7 @@ def _condition_diagnostic(data: Any, loc: _Located, source: Source) -> Diagnosti
 def _one(err: dict[str, Any], loc: _Located, data: Any, source: Source, model: type[BaseModel]) -> Diagnostic:
     code = _code_for(err, loc)
     path = loc.path
-    dotted = ".".join(str(p) for p in path)
+    dotted = dotted_path(path)
     msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     hint: str | None = None
     if code == "schema-unknown-step":
@@ -349,7 +362,7 @@ def _one(err: dict[str, Any], loc: _Located, data: Any, source: Source, model: t
         bad = path[-1] if path else loc.missing
         owner = loc.owner
         allowed = [info.alias or name for name, info in owner.model_fields.items()] if owner else []
-        where = ".".join(str(p) for p in path[:-1])
+        where = dotted_path(path[:-1])
         summary = f"unknown key '{bad}'" + (f" in {where}" if where else "")
         hint = did_you_mean(bad, allowed) or (f"allowed keys: {', '.join(allowed)}" if allowed else None)
         return Diagnostic(code=code, summary=summary, hint=hint, range=source.range(path, prefer_key=True))
@@ -434,7 +447,7 @@ def validation_diagnostics(
             drop.discard(id(err))  # a single specific message (e.g. a bad duration) says more
             continue
         value = err.get("input")
-        dotted = ".".join(str(p) for p in upath)
+        dotted = dotted_path(upath)
         expected = describe(loc.union_ann)
         hint = None
         if isinstance(value, str):

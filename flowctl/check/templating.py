@@ -79,6 +79,7 @@ class _TemplateChecker:
         # Problems of a message template per scope: templates are shared by many steps.
         self._template_cache: dict[tuple[str, Scope], list[Diagnostic]] = {}
         self._emitted: set[tuple[str, int, int, str, str]] = set()
+        self._strings: dict[str, list[tuple[str, tuple[str | int, ...]]]] = {}
 
     # ----------------------------------------------------------------- resources
 
@@ -144,15 +145,18 @@ class _TemplateChecker:
                 scope.all_steps,
                 scope.used_by,
             )
-        uses_steps = any(
-            v.root == "steps" for text, _ in _template_strings(template) for v in analyze(text).variables
-        )
+        if name not in self._strings:
+            self._strings[name] = _template_strings(template)
+        strings = self._strings[name]
+        # Only a template that reads steps.<id> depends on where it is used; the
+        # others are checked once per object.
+        uses_steps = any(v.root == "steps" for text, _ in strings for v in analyze(text).variables)
         key_scope = scope if uses_steps else Scope(scope.object, scope.sla, None)
         key = (name, key_scope)
         if key not in self._template_cache:
             owner = self.ctx.owner("template", name)
             found: list[Diagnostic] = []
-            for text, path in _template_strings(template):
+            for text, path in strings:
                 found.extend(self._string(owner, path, text, analyze(text), key_scope))
             self._template_cache[key] = found
         yield from self._once(self._template_cache[key])

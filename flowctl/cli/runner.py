@@ -112,6 +112,7 @@ def serve(
             )
 
     run_server(runner, host=host, port=port, on_ready=ready, log_level=log_level.lower())
+    err_console.print("flowctl runner stopped cleanly")
 
 
 def _open_store(db: Path | None, config: Path | None) -> SqliteStore:

@@ -223,6 +223,12 @@ def _apply(rt: Runtime, run: Run, node: Node, out: Outcome) -> None:
         if out.waiting.timer_id and out.waiting.until:
             rt.trace("timer", run=run, step=node.id, status="set", timer=out.waiting.timer_id,
                      due_at=out.waiting.until.isoformat(), purpose=out.waiting.kind)
+        if out.waiting.kind == "condition" and run.record_key is not None:
+            # An index of condition waits per record, so a record change looks only at those runs.
+            key = _condition_key(*run.record_key)
+            waiting_runs = rt.store.kv_get("condition_waits", key) or []
+            if run.id not in waiting_runs:
+                rt.store.kv_put("condition_waits", key, [*waiting_runs, run.id])
     elif kind == "fail":
         _failure(rt, run, node, out)
 
@@ -670,19 +676,39 @@ def _resume_after_child(rt: Runtime, parent: Run, child: Run) -> None:
     _resume(rt, parent, node, _child_outcome(child))
 
 
+def _condition_key(object_name: str, record_id: str) -> str:
+    return f"{object_name}:{record_id}"
+
+
 def recheck_conditions(rt: Runtime, object_name: str, record_id: str) -> None:
     """Runs waiting `until_condition` on this record: continue those whose condition now holds."""
-    for run in rt.store.list_runs(record=(object_name, record_id), statuses=("waiting",)):
-        if run.waiting is None or run.waiting.kind != "condition":
-            continue
+    key = _condition_key(object_name, record_id)
+    run_ids: list[str] = rt.store.kv_get("condition_waits", key) or []
+    if not run_ids:
+        return
+    still: list[str] = []
+    for run_id in run_ids:
+        run = rt.store.get_run(run_id)
+        if run is None or run.status != "waiting" or run.waiting is None or run.waiting.kind != "condition":
+            continue  # it moved on (timed out, cancelled): drop it from the index
+        still.append(run_id)
         found = _node_of(rt, run)
         if found is None:
             continue
         node, bundle, flow = found
         sc = step_context(rt, run, node, bundle, flow)
         if _condition_holds(sc):
+            still.remove(run_id)
+            rt.store.kv_put("condition_waits", key, still)
             _cancel_timer(rt, run)
             _resume(rt, run, node, Outcome.done(None, condition="became true"))
+    current = rt.store.kv_get("condition_waits", key) or []
+    # Keep ids added while resuming (a run that waits on a condition again), drop those that moved on.
+    merged = [r for r in current if r in still or r not in run_ids]
+    if merged:
+        rt.store.kv_put("condition_waits", key, merged)
+    else:
+        rt.store.kv_delete("condition_waits", key)
 
 
 # --------------------------------------------------------------------------- operator actions

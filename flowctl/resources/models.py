@@ -1056,8 +1056,9 @@ KIND_FOLDERS = {
     "flow_test": "tests",
 }
 
-for _model in [
+_forward_ref_models: list[type[BaseModel]] = [
     LeafCondition, AllCondition, AnyCondition, NotCondition, SendWhatsapp, Approval, IfStep, SwitchCase,
     SwitchSpec, Escalation, SlaPolicy, Flow,
-]:  # fmt: skip
+]  # fmt: skip
+for _model in _forward_ref_models:
     _model.model_rebuild()

@@ -240,6 +240,16 @@ def add_resource(data: Any, source: Source, project: Project) -> None:
         if isinstance(data.get("name"), str):
             project.invalid.add((kind, data["name"]))
         return
+    except Exception as exc:  # a validator failing on input it did not expect must not stop the load
+        project.diagnostics.append(
+            Diagnostic(
+                code="internal-error",
+                summary=f"this {kind} could not be validated: {type(exc).__name__}: {exc}",
+                hint="this is a bug in flowctl; please report it with this file",
+                range=source.range(),
+            )
+        )
+        return
     if isinstance(resource, FlowTest):
         project.tests.append(resource)
         project.test_sources.append(source)

@@ -15,12 +15,13 @@ Threads:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,6 +373,19 @@ def serve(
 
     from flowctl.runner.app import create_app
 
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which makes the
+                    # exit status "killed by signal"; the shutdown was clean, so exit 0 instead.
+                    captured = getattr(self, "_captured_signals", None)
+                    if isinstance(captured, list):
+                        captured.clear()
+
     app = create_app(runner, on_ready=on_ready)
     config = uvicorn.Config(
         app,
@@ -383,4 +397,4 @@ def serve(
         timeout_graceful_shutdown=20,
         server_header=False,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()

@@ -11,7 +11,9 @@ the engine exactly as the runner's outbox worker does.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from flowctl.connectors.recording import RecordingConnectors
@@ -31,6 +33,23 @@ VERSION = 1
 
 class SimulationError(FlowctlError):
     """The simulation could not go on (a scripted step found nothing to act on, a runaway loop)."""
+
+
+@contextmanager
+def allocation_heavy() -> Iterator[None]:
+    """Collect cyclic garbage less often while the engine runs.
+
+    A simulation allocates hundreds of thousands of short-lived models that
+    hold no reference cycles; with the default thresholds the collector walks
+    the growing heap over and over (half the time of a 10,000-record run).
+    The previous thresholds are restored afterwards.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(max(previous[0], 50_000), max(previous[1], 20), max(previous[2], 100))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def narrow(bundle: TypedBundle, flows: Iterable[str] | None) -> TypedBundle:
@@ -109,13 +128,15 @@ class Simulator:
     def advance_to(self, instant: dt.datetime) -> None:
         """Fire every timer due before `instant` (not at it), then set the clock to `instant`."""
         instant = as_utc(instant)
-        self._fire_until(instant, inclusive=False)
+        with allocation_heavy():
+            self._fire_until(instant, inclusive=False)
         self.now = max(self.now, instant)
 
     def run_until(self, instant: dt.datetime) -> None:
         """Fire every timer due at or before `instant`, then set the clock to it."""
         instant = as_utc(instant)
-        self._fire_until(instant, inclusive=True)
+        with allocation_heavy():
+            self._fire_until(instant, inclusive=True)
         self.now = max(self.now, instant)
 
     def deliver(self) -> None:
@@ -130,8 +151,9 @@ class Simulator:
 
     # ------------------------------------------------------------- input
     def ingest(self, event: Event | Mapping[str, Any]) -> IngestResult:
-        result = self.engine.ingest(event, self.now)
-        self.deliver()
+        with allocation_heavy():
+            result = self.engine.ingest(event, self.now)
+            self.deliver()
         return result
 
     def start_manual(self, flow: str, record_id: str | None, *, object: str | None = None) -> IngestResult:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 BASE_FILES: dict[str, str] = {
@@ -179,7 +180,7 @@ expect:
 }
 
 
-def write_repo(root: Path, extra: dict[str, str | bytes] | None = None) -> Path:
+def write_repo(root: Path, extra: Mapping[str, str | bytes] | None = None) -> Path:
     """Write the base repository plus `extra` files (text or bytes) under `root`."""
     for rel, content in {**BASE_FILES, **(extra or {})}.items():
         path = root / rel

@@ -99,6 +99,9 @@ CASES: list[Case] = [
         {"flows/b.yaml": "kind: !shout flow\nname: b\n"},
         [("yaml-bad-value", "flows/b.yaml", 1, 7)],
     ),
+    Case(
+        "config-unknown-key", {"flowctl.yaml": "projct: x\n"}, [("schema-unknown-key", "flowctl.yaml", 1, 1)]
+    ),
     # ---------------------------------------------------------------- schema
     Case(
         "unknown-key",
@@ -480,6 +483,38 @@ CASES: list[Case] = [
         "expr-condition-unknown-field",
         {"flows/b.yaml": flow("conditions: {expr: 'record.scor > 10'}\nsteps:\n" + LOG_STEP)},
         [("template-unknown-field", "flows/b.yaml", 5, 21)],
+    ),
+    Case(
+        "template-syntax-error-in-step",
+        {"flows/b.yaml": flow("steps:\n  - id: a\n    action: log\n    message: '{{ record.first_name }'\n")},
+        [("template-syntax", "flows/b.yaml", 8, 15)],
+    ),
+    Case(
+        "undefined-test",
+        {
+            "flows/b.yaml": flow(
+                "steps:\n  - id: a\n    action: log\n    message: '{% if record.score is big %}!{% endif %}'\n"
+            )
+        },
+        [("template-unknown-test", "flows/b.yaml", 8, 37)],
+    ),
+    Case(
+        "whatsapp-step-with-sms-template",
+        {
+            "flows/b.yaml": flow(
+                "steps:\n  - id: a\n    action: send_whatsapp\n    to: '+15550100'\n    template: welcome_sms\n"
+            )
+        },
+        [("template-wrong-channel", "flows/b.yaml", 9, 15)],
+    ),
+    Case(
+        "create-record-unknown-object",
+        {
+            "flows/b.yaml": flow(
+                "steps:\n  - id: a\n    action: create_record\n    object: tsk\n    values: {subject: x}\n"
+            )
+        },
+        [("unknown-object", "flows/b.yaml", 8, 13)],
     ),
     # ---------------------------------------------------------------- graph
     Case(

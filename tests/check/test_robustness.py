@@ -23,7 +23,9 @@ scalars = st.one_of(
     st.integers(-(10**20), 10**20),
     st.floats(allow_nan=True),
     st.text(max_size=12),
-    st.sampled_from(["{{ record.x }}", "{{ ", "{% if %}", "3d", "-7d", "goto", "a.b.c", "record_created", "eq"]),
+    st.sampled_from(
+        ["{{ record.x }}", "{{ ", "{% if %}", "3d", "-7d", "goto", "a.b.c", "record_created", "eq"]
+    ),
 )
 values = st.recursive(
     scalars,
@@ -71,7 +73,12 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return load_project(write_repo(tmp_path_factory.mktemp("robust") / "repo"))
 
 
-RESOURCES = ["flows/welcome.yaml", "flows/sla.yaml", "templates/welcome_email.yaml", "tests/flows/welcome.yaml"]
+RESOURCES = [
+    "flows/welcome.yaml",
+    "flows/sla.yaml",
+    "templates/welcome_email.yaml",
+    "tests/flows/welcome.yaml",
+]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

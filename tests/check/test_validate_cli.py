@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from syrupy.assertion import SnapshotAssertion
 from typer.testing import CliRunner
 
@@ -123,7 +124,7 @@ def test_path_narrows_the_report_to_a_folder(tmp_path: Path) -> None:
     assert data["files_checked"] == 4 and data["diagnostics"] == []
 
 
-def test_default_path_is_the_current_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_default_path_is_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = write_repo(tmp_path / "repo", BROKEN)
     monkeypatch.chdir(root / "flows")
     code, out = run("--format", "json")

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connectors.provider_fakes import FakeHttp, FakeSmtp
+from .provider_fakes import FakeHttp, FakeSmtp
 
 
 @pytest.fixture

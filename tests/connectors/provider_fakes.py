@@ -8,6 +8,7 @@ twice" as "every key was delivered once" while still seeing re-sends.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import json
@@ -72,7 +73,7 @@ class _Handler:
                 ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), msg, raw)
             )
         if self.server.delay:
-            time.sleep(self.server.delay)
+            await asyncio.sleep(self.server.delay)  # holds this session only, not the server
         return "250 OK queued"
 
 

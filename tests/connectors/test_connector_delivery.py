@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.provider_fakes import FakeHttp, FakeSmtp, Reply, free_port
 from flowctl.connectors.connector import deliver
 from flowctl.connectors.email_message import message_id_for
 from flowctl.connectors.errors import category, classify_exception, is_retryable
@@ -24,6 +23,8 @@ from flowctl.connectors.webhook import WebhookConnector
 from flowctl.connectors.whatsapp import WhatsappConnector, WhatsappSettings
 from flowctl.engine.secrets import placeholder
 from flowctl.engine.state import Message
+
+from .provider_fakes import FakeHttp, FakeSmtp, Reply, free_port
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 

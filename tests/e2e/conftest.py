@@ -14,6 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
+
+# The fakes and bundles are shared with tests/connectors and tests/runner. Under
+# --import-mode=importlib those packages are named `connectors` and `runner`
+# (tests/ has no __init__.py); make them importable here whatever ran first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from connectors.provider_fakes import FakeHttp, FakeSmtp, free_port
 
 FLOWCTL = str(Path(sys.executable).parent / "flowctl")

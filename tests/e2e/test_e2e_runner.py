@@ -19,9 +19,10 @@ import pytest
 from connectors.provider_fakes import FakeHttp, FakeSmtp, Reply
 from runner.world import contact_created, custom, standard_bundle
 
-from e2e.conftest import RunnerProcess
 from flowctl.resources.bundle import Bundle
 from flowctl.runner.client import RunnerClient
+
+from .conftest import RunnerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +65,7 @@ def test_the_welcome_flow_sends_exactly_one_email_over_smtp(runner_for: Any, smt
     assert mail.message["Message-ID"] == f"<{run['id']}.welcome.1@flowctl>"
     assert mail.message["From"] == "Acme <noreply@acme.example>"
     assert proc.terminate() == 0
-    assert "Application shutdown complete" in proc.log()
+    assert "flowctl runner stopped cleanly" in proc.log()
 
 
 def test_kill_9_during_a_wait_then_restart_fires_the_overdue_timers_once(
@@ -217,9 +218,7 @@ def test_a_webhook_failing_three_times_is_compensated_by_a_person(runner_for: An
         "tasks", "complete", task["id"], "--decision", "done", "-m", "pushed by hand", token=operator
     )
     assert done.returncode == 0, done.stderr
-    [run] = wait_runs(
-        proc, lambda runs: runs and runs[0]["status"] == "succeeded_compensated", flow="erp-sync"
-    )
+    wait_runs(proc, lambda runs: runs and runs[0]["status"] == "succeeded_compensated", flow="erp-sync")
     report = json.loads(proc.cli("report", "failures", "--format", "json").stdout)
     assert report["failures"][0]["error_class"] == "HTTP 503" and report["failures"][0]["attempts"] == 3
     assert report["compensation"]["done"] == 1 and report["retries"]["steps_retried"] == 1
@@ -291,7 +290,7 @@ def test_the_operator_cli_against_a_live_runner(runner_for: Any, smtp: FakeSmtp)
 def subprocess_cli_unreachable(proc: RunnerProcess) -> Any:
     import subprocess
 
-    from e2e.conftest import FLOWCTL
+    from .conftest import FLOWCTL
 
     return subprocess.run(
         [FLOWCTL, "runs", "list", "--runner", "http://127.0.0.1:9"],

@@ -8,8 +8,9 @@ import stat
 from typing import Any
 
 from flowctl.resources.bundle import Bundle
-from runner.conftest import Api
-from runner.world import bundle, contact_created, custom, standard_bundle
+
+from .conftest import Api
+from .world import bundle, contact_created, custom, standard_bundle
 
 
 def apply(api: Api, b: Bundle | None = None, expected: int = 0, **meta: Any) -> Any:
@@ -340,7 +341,7 @@ def test_secrets_never_reach_the_database_or_the_api(make_api: Any) -> None:
             }
         ],
     }
-    from runner.world import CONTACT
+    from .world import CONTACT
 
     apply(api, bundle(CONTACT, flow))
     run_id = api.post("/v1/events", custom("leak", "c-1")).json()["runs"][0]

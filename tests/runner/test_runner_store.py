@@ -19,7 +19,8 @@ from flowctl.engine.state import DeliveryResult, Message, Record, Run, StepAttem
 from flowctl.engine.store import StaticBundles, Store
 from flowctl.store.memory import MemoryStore
 from flowctl.store.sqlite import SCHEMA_VERSION, SqliteStore, StoreError, VersionConflict, migrate
-from runner.world import contact_created, custom, standard_bundle
+
+from .world import contact_created, custom, standard_bundle
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
