@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowctl.connectors.recording import RecordingConnectors
@@ -35,8 +34,7 @@ class SimulationError(FlowctlError):
     """The simulation could not go on (a scripted step found nothing to act on, a runaway loop)."""
 
 
-@contextmanager
-def allocation_heavy() -> Iterator[None]:
+class allocation_heavy:  # noqa: N801 - used like a function: `with allocation_heavy():`
     """Collect cyclic garbage less often while the engine runs.
 
     A simulation allocates hundreds of thousands of short-lived models that
@@ -44,12 +42,13 @@ def allocation_heavy() -> Iterator[None]:
     the growing heap over and over (half the time of a 10,000-record run).
     The previous thresholds are restored afterwards.
     """
-    previous = gc.get_threshold()
-    gc.set_threshold(max(previous[0], 50_000), max(previous[1], 20), max(previous[2], 100))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
+
+    def __enter__(self) -> None:
+        self.previous = gc.get_threshold()
+        gc.set_threshold(max(self.previous[0], 50_000), max(self.previous[1], 20), max(self.previous[2], 100))
+
+    def __exit__(self, *exc: object) -> None:
+        gc.set_threshold(*self.previous)
 
 
 def narrow(bundle: TypedBundle, flows: Iterable[str] | None) -> TypedBundle:

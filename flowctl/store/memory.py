@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import types
+import typing
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -31,7 +33,25 @@ from flowctl.engine.state import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-_CONTAINERS = (dict, list)
+
+_IMMUTABLE_TYPES = (str, int, float, bool, type(None), dt.datetime, dt.date)
+_MUTABLE_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _immutable(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return all(_immutable(a) for a in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return True
+    return annotation in _IMMUTABLE_TYPES
+
+
+def _mutable_fields(cls: type[BaseModel]) -> tuple[str, ...]:
+    names = _MUTABLE_FIELDS.get(cls)
+    if names is None:
+        names = _MUTABLE_FIELDS[cls] = tuple(n for n, f in cls.model_fields.items() if not _immutable(f.annotation))
+    return names
 
 
 def _clone_value(value: Any) -> Any:
@@ -47,17 +67,24 @@ def _clone_value(value: Any) -> Any:
 
 
 def clone(model: M) -> M:
-    """A deep copy of a state model, about 10x faster than `model_copy(deep=True)`.
+    """A deep copy of a state model, several times faster than `model_copy(deep=True)`.
 
-    State models hold only JSON-like values, datetimes and nested state models,
-    so only dicts, lists and models need copying; copy.deepcopy's memo and
-    reduce protocol are what made the generic path slow.
+    State models hold only JSON-like values, datetimes and nested state models;
+    only the fields whose type can hold a dict, list or model are copied, and
+    the copy is assembled the way pydantic's own `__copy__` does (no validation).
     """
-    copied = model.model_copy()
-    fields = copied.__dict__
-    for key, value in fields.items():
-        if type(value) in _CONTAINERS or isinstance(value, BaseModel):
-            fields[key] = _clone_value(value)
+    cls = type(model)
+    data = model.__dict__.copy()
+    for name in _mutable_fields(cls):
+        value = data[name]
+        if value is not None:
+            data[name] = _clone_value(value)
+    copied = cls.__new__(cls)
+    object.__setattr__(copied, "__dict__", data)
+    object.__setattr__(copied, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    extra = model.__pydantic_extra__
+    object.__setattr__(copied, "__pydantic_extra__", None if extra is None else _clone_value(extra))
+    object.__setattr__(copied, "__pydantic_private__", None)
     return copied
 
 

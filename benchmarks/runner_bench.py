@@ -1,0 +1,260 @@
+"""Runner benchmark: events → completed runs per second, latency, memory with many waiting runs.
+
+    .venv/bin/python benchmarks/runner_bench.py [--events 4000] [--batch 50]
+
+Starts `flowctl runner serve` as a subprocess on 127.0.0.1 (its default
+configuration: SQLite in WAL mode, synchronous=FULL, group commit), applies a
+bundle with a 3-step flow without external I/O (update_record, log,
+create_task), and measures:
+
+1. completed runs per second at 1 and 16 concurrent clients, posting one
+   event per request and batches of `--batch` events per request (every run
+   completes inside the transaction its event commits in, so "answered" means
+   "completed and on disk"; the count is checked against /v1/stats);
+2. p50/p99 latency from posting an event to its answer, which the runner
+   sends after the commit that includes the run's first action;
+3. a raw SQLite loop inserting the same number of rows of the same average
+   size per event, committing in groups of the size the runner's group commit
+   averaged, printed as a ratio;
+4. resident memory of the runner process with 10,000 waiting runs.
+
+Prints figures; asserts nothing (benchmarks are not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+FLOWCTL = str(Path(sys.executable).parent / "flowctl")
+
+CONTACT = {"kind": "object", "name": "contact", "fields": {"note": {"type": "string"}, "email": {"type": "email"}}}
+TOUCH = {
+    "kind": "flow",
+    "name": "touch",
+    "object": "contact",
+    "trigger": {"type": "event", "name": "touch"},
+    "steps": [
+        {"id": "mark", "action": "update_record", "set": {"note": "touched"}},
+        {"id": "say", "action": "log", "message": "touched {{ record.id }}"},
+        {"id": "todo", "action": "create_task", "subject": "Follow up {{ record.id }}", "assignee": "li.lei"},
+    ],
+}
+PARKED = {
+    "kind": "flow",
+    "name": "parked",
+    "object": "contact",
+    "trigger": {"type": "event", "name": "park"},
+    "steps": [{"id": "sleep", "wait": {"for": "7d"}}, {"id": "wake", "action": "log", "message": "awake"}],
+}
+BUNDLE = {"project": "bench", "resources": {"object": {"contact": CONTACT}, "flow": {"touch": TOUCH, "parked": PARKED}}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Runner:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWCTL_")}
+        self.proc = subprocess.Popen(
+            [FLOWCTL, "runner", "serve", "--port", str(self.port), "--log-level", "warning"],
+            cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            raise SystemExit("the runner did not start")
+        self.token = (base / ".flowctl" / "admin.token").read_text().strip()
+        self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def get(self, path: str) -> Any:
+        return httpx.get(self.url + path, headers=self.headers, timeout=60).json()
+
+    def post(self, path: str, body: Any) -> Any:
+        r = httpx.post(self.url + path, json=body, headers=self.headers, timeout=120)
+        r.raise_for_status()
+        return r.json()
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+def touch(i: int) -> dict[str, Any]:
+    return {"type": "event", "name": "touch", "object": "contact", "record": {"id": f"c-{i}"}}
+
+
+async def drive(url: str, headers: dict[str, str], events: list[dict[str, Any]], clients: int,
+                batch: int) -> tuple[float, list[float]]:  # fmt: skip
+    """Post `events` from `clients` concurrent clients, `batch` per request. Returns (seconds, latencies)."""
+    chunks = [events[i : i + batch] for i in range(0, len(events), batch)]
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    for c in chunks:
+        queue.put_nowait(c)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits) as http:
+            while True:
+                try:
+                    chunk = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                body = chunk[0] if batch == 1 else chunk
+                started = time.perf_counter()
+                r = await http.post("/v1/events", json=body)
+                latencies.append(time.perf_counter() - started)
+                if r.status_code != 202:
+                    raise SystemExit(f"event refused: {r.status_code} {r.text[:300]}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return time.perf_counter() - started, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def raw_sqlite(rows_per_event: float, bytes_per_row: int, events: int, group: int, path: Path) -> float:
+    """Events/s for a plain sqlite3 loop inserting the same rows, same durability, same commit grouping."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE rows (n INTEGER PRIMARY KEY, k TEXT NOT NULL, data TEXT NOT NULL)")
+    conn.execute("CREATE INDEX rows_k ON rows (k)")
+    payload = json.dumps({"x": "y" * max(0, bytes_per_row - 10)})
+    per_event = max(1, round(rows_per_event))
+    started = time.perf_counter()
+    for first in range(0, events, group):
+        conn.execute("BEGIN IMMEDIATE")
+        for e in range(first, min(events, first + group)):
+            for r in range(per_event):
+                conn.execute("INSERT INTO rows (k, data) VALUES (?, ?)", (f"e{e}-{r}", payload))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return events / elapsed
+
+
+def table_rows(db: Path) -> tuple[int, int]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    total = size = 0
+    for table in ("records", "timeline", "runs", "step_attempts", "tasks", "trace", "events", "processed_events"):
+        n, b = conn.execute(f"SELECT count(*), coalesce(sum(length(data)), 0) FROM {table}").fetchone()
+        total += n
+        size += b
+    conn.close()
+    return total, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=4000, help="events per throughput run")
+    parser.add_argument("--batch", type=int, default=50, help="events per request in the batched runs")
+    parser.add_argument("--waiting", type=int, default=10_000, help="waiting runs for the memory figure")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="flowctl-bench-") as tmp:
+        base = Path(tmp)
+        (base / "a").mkdir()
+        runner = Runner(base / "a")
+        httpx.put(f"{runner.url}/v1/bundle", json={"bundle": BUNDLE, "expected_version": 0},
+                  headers=runner.headers, timeout=60).raise_for_status()  # fmt: skip
+        n = args.events
+        modes = [(1, 1), (16, 1), (1, args.batch), (16, args.batch)]
+        contacts = n * len(modes)
+        for i in range(0, contacts, 500):
+            runner.post("/v1/events", [{"type": "record_created", "object": "contact", "record": {"id": f"c-{j}"}}
+                                       for j in range(i, min(contacts, i + 500))])  # fmt: skip
+        db = base / "a" / ".flowctl" / "runner.db"
+        rows_before, bytes_before = table_rows(db)
+        metrics_before = runner.get("/v1/metrics")["writer"]
+        print(f"runner: 3-step flow (update_record, log, create_task), {n} events per run, SQLite WAL synchronous=FULL")
+        print(f"{'clients':>7} {'per request':>11} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+        results = []
+        offset = 0
+        for clients, batch in modes:
+            events = [touch(i) for i in range(offset, offset + n)]
+            offset += n
+            seconds, lat = asyncio.run(drive(runner.url, runner.headers, events, clients, batch))
+            rate = n / seconds
+            results.append((clients, batch, rate))
+            print(f"{clients:>7} {batch:>11} {rate:>8.0f} {pct(lat, 50) * 1000:>7.1f} {pct(lat, 99) * 1000:>7.1f}")
+        stats = {f["flow"]: f for f in runner.get("/v1/stats")["flows"]}
+        completed = stats["touch"]["succeeded"]
+        metrics_after = runner.get("/v1/metrics")["writer"]
+        rows_after, bytes_after = table_rows(db)
+        total = n * len(modes)
+        print(f"completed touch runs: {completed} of {total} events (every answer came after its run's commit)")
+        rows_per_event = (rows_after - rows_before) / total
+        bytes_per_row = int((bytes_after - bytes_before) / max(1, rows_after - rows_before))
+        jobs = metrics_after["jobs"] - metrics_before["jobs"]
+        batches = max(1, metrics_after["batches"] - metrics_before["batches"])
+        group = max(1, round(jobs / batches))
+        raw = raw_sqlite(rows_per_event, bytes_per_row, total, group, base / "raw.db")
+        best = max(r for _, _, r in results)
+        print(f"raw sqlite3 loop: {rows_per_event:.1f} rows/event of ~{bytes_per_row} B, commits of {group} events "
+              f"(the runner's average group): {raw:.0f} events/s")  # fmt: skip
+        for clients, batch, rate in results:
+            print(f"  ratio runner/raw at {clients} client(s), {batch}/request: {rate / raw:.2f}")
+        print(f"  best: {best:.0f} runs/s = {best / raw:.2f} of raw")
+        runner.stop()
+
+        (base / "b").mkdir()
+        parked = Runner(base / "b")
+        httpx.put(f"{parked.url}/v1/bundle", json={"bundle": BUNDLE, "expected_version": 0},
+                  headers=parked.headers, timeout=60).raise_for_status()  # fmt: skip
+        rss_start = parked.rss_mib()
+        w = args.waiting
+        for i in range(0, w, 500):
+            parked.post("/v1/events", [{"type": "record_created", "object": "contact", "record": {"id": f"p-{j}"}}
+                                       for j in range(i, min(w, i + 500))])  # fmt: skip
+            parked.post("/v1/events", [{"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
+                                       for j in range(i, min(w, i + 500))])  # fmt: skip
+        waiting = parked.get("/v1/metrics")["gauges"]["runs"].get("waiting", 0)
+        time.sleep(1)
+        print(f"memory: runner RSS {rss_start:.0f} MiB at start, {parked.rss_mib():.0f} MiB with {waiting} waiting runs")
+        _, latency = asyncio.run(drive(parked.url, parked.headers, [
+            {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}} for j in range(200)
+        ], 1, 1))  # fmt: skip
+        print(f"  single-event latency with {waiting} waiting runs: p50 {statistics.median(latency) * 1000:.1f} ms, "
+              f"p99 {pct(latency, 99) * 1000:.1f} ms")  # fmt: skip
+        parked.stop()
+
+
+if __name__ == "__main__":
+    main()
