@@ -42,7 +42,11 @@ import httpx
 
 FLOWCTL = str(Path(sys.executable).parent / "flowctl")
 
-CONTACT = {"kind": "object", "name": "contact", "fields": {"note": {"type": "string"}, "email": {"type": "email"}}}
+CONTACT = {
+    "kind": "object",
+    "name": "contact",
+    "fields": {"note": {"type": "string"}, "email": {"type": "email"}},
+}
 TOUCH = {
     "kind": "flow",
     "name": "touch",
@@ -61,7 +65,10 @@ PARKED = {
     "trigger": {"type": "event", "name": "park"},
     "steps": [{"id": "sleep", "wait": {"for": "7d"}}, {"id": "wake", "action": "log", "message": "awake"}],
 }
-BUNDLE = {"project": "bench", "resources": {"object": {"contact": CONTACT}, "flow": {"touch": TOUCH, "parked": PARKED}}}
+BUNDLE = {
+    "project": "bench",
+    "resources": {"object": {"contact": CONTACT}, "flow": {"touch": TOUCH, "parked": PARKED}},
+}
 
 
 def free_port() -> int:
@@ -78,8 +85,11 @@ class Runner:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWCTL_")}
         self.proc = subprocess.Popen(
             [FLOWCTL, "runner", "serve", "--port", str(self.port), "--log-level", "warning"],
-            cwd=base, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            cwd=base,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -115,8 +125,9 @@ def touch(i: int) -> dict[str, Any]:
     return {"type": "event", "name": "touch", "object": "contact", "record": {"id": f"c-{i}"}}
 
 
-async def drive(url: str, headers: dict[str, str], events: list[dict[str, Any]], clients: int,
-                batch: int) -> tuple[float, list[float]]:  # fmt: skip
+async def drive(
+    url: str, headers: dict[str, str], events: list[dict[str, Any]], clients: int, batch: int
+) -> tuple[float, list[float]]:
     """Post `events` from `clients` concurrent clients, `batch` per request. Returns (seconds, latencies)."""
     chunks = [events[i : i + batch] for i in range(0, len(events), batch)]
     queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
@@ -173,7 +184,16 @@ def raw_sqlite(rows_per_event: float, bytes_per_row: int, events: int, group: in
 def table_rows(db: Path) -> tuple[int, int]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     total = size = 0
-    for table in ("records", "timeline", "runs", "step_attempts", "tasks", "trace", "events", "processed_events"):
+    for table in (
+        "records",
+        "timeline",
+        "runs",
+        "step_attempts",
+        "tasks",
+        "trace",
+        "events",
+        "processed_events",
+    ):
         n, b = conn.execute(f"SELECT count(*), coalesce(sum(length(data)), 0) FROM {table}").fetchone()
         total += n
         size += b
@@ -182,7 +202,9 @@ def table_rows(db: Path) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=4000, help="events per throughput run")
     parser.add_argument("--batch", type=int, default=50, help="events per request in the batched runs")
     parser.add_argument("--waiting", type=int, default=10_000, help="waiting runs for the memory figure")
@@ -192,18 +214,29 @@ def main() -> None:
         base = Path(tmp)
         (base / "a").mkdir()
         runner = Runner(base / "a")
-        httpx.put(f"{runner.url}/v1/bundle", json={"bundle": BUNDLE, "expected_version": 0},
-                  headers=runner.headers, timeout=60).raise_for_status()  # fmt: skip
+        httpx.put(
+            f"{runner.url}/v1/bundle",
+            json={"bundle": BUNDLE, "expected_version": 0},
+            headers=runner.headers,
+            timeout=60,
+        ).raise_for_status()
         n = args.events
         modes = [(1, 1), (16, 1), (1, args.batch), (16, args.batch)]
         contacts = n * len(modes)
         for i in range(0, contacts, 500):
-            runner.post("/v1/events", [{"type": "record_created", "object": "contact", "record": {"id": f"c-{j}"}}
-                                       for j in range(i, min(contacts, i + 500))])  # fmt: skip
+            runner.post(
+                "/v1/events",
+                [
+                    {"type": "record_created", "object": "contact", "record": {"id": f"c-{j}"}}
+                    for j in range(i, min(contacts, i + 500))
+                ],
+            )
         db = base / "a" / ".flowctl" / "runner.db"
         rows_before, bytes_before = table_rows(db)
         metrics_before = runner.get("/v1/metrics")["writer"]
-        print(f"runner: 3-step flow (update_record, log, create_task), {n} events per run, SQLite WAL synchronous=FULL")
+        print(
+            f"runner: 3-step flow (update_record, log, create_task), {n} events per run, SQLite WAL synchronous=FULL"
+        )
         print(f"{'clients':>7} {'per request':>11} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
         results = []
         offset = 0
@@ -213,13 +246,17 @@ def main() -> None:
             seconds, lat = asyncio.run(drive(runner.url, runner.headers, events, clients, batch))
             rate = n / seconds
             results.append((clients, batch, rate))
-            print(f"{clients:>7} {batch:>11} {rate:>8.0f} {pct(lat, 50) * 1000:>7.1f} {pct(lat, 99) * 1000:>7.1f}")
+            print(
+                f"{clients:>7} {batch:>11} {rate:>8.0f} {pct(lat, 50) * 1000:>7.1f} {pct(lat, 99) * 1000:>7.1f}"
+            )
         stats = {f["flow"]: f for f in runner.get("/v1/stats")["flows"]}
         completed = stats["touch"]["succeeded"]
         metrics_after = runner.get("/v1/metrics")["writer"]
         rows_after, bytes_after = table_rows(db)
         total = n * len(modes)
-        print(f"completed touch runs: {completed} of {total} events (every answer came after its run's commit)")
+        print(
+            f"completed touch runs: {completed} of {total} events (every answer came after its run's commit)"
+        )
         rows_per_event = (rows_after - rows_before) / total
         bytes_per_row = int((bytes_after - bytes_before) / max(1, rows_after - rows_before))
         jobs = metrics_after["jobs"] - metrics_before["jobs"]
@@ -227,8 +264,10 @@ def main() -> None:
         group = max(1, round(jobs / batches))
         raw = raw_sqlite(rows_per_event, bytes_per_row, total, group, base / "raw.db")
         best = max(r for _, _, r in results)
-        print(f"raw sqlite3 loop: {rows_per_event:.1f} rows/event of ~{bytes_per_row} B, commits of {group} events "
-              f"(the runner's average group): {raw:.0f} events/s")  # fmt: skip
+        print(
+            f"raw sqlite3 loop: {rows_per_event:.1f} rows/event of ~{bytes_per_row} B, commits of {group} events "
+            f"(the runner's average group): {raw:.0f} events/s"
+        )
         for clients, batch, rate in results:
             print(f"  ratio runner/raw at {clients} client(s), {batch}/request: {rate / raw:.2f}")
         print(f"  best: {best:.0f} runs/s = {best / raw:.2f} of raw")
@@ -236,23 +275,50 @@ def main() -> None:
 
         (base / "b").mkdir()
         parked = Runner(base / "b")
-        httpx.put(f"{parked.url}/v1/bundle", json={"bundle": BUNDLE, "expected_version": 0},
-                  headers=parked.headers, timeout=60).raise_for_status()  # fmt: skip
+        httpx.put(
+            f"{parked.url}/v1/bundle",
+            json={"bundle": BUNDLE, "expected_version": 0},
+            headers=parked.headers,
+            timeout=60,
+        ).raise_for_status()
         rss_start = parked.rss_mib()
         w = args.waiting
         for i in range(0, w, 500):
-            parked.post("/v1/events", [{"type": "record_created", "object": "contact", "record": {"id": f"p-{j}"}}
-                                       for j in range(i, min(w, i + 500))])  # fmt: skip
-            parked.post("/v1/events", [{"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
-                                       for j in range(i, min(w, i + 500))])  # fmt: skip
+            parked.post(
+                "/v1/events",
+                [
+                    {"type": "record_created", "object": "contact", "record": {"id": f"p-{j}"}}
+                    for j in range(i, min(w, i + 500))
+                ],
+            )
+            parked.post(
+                "/v1/events",
+                [
+                    {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
+                    for j in range(i, min(w, i + 500))
+                ],
+            )
         waiting = parked.get("/v1/metrics")["gauges"]["runs"].get("waiting", 0)
         time.sleep(1)
-        print(f"memory: runner RSS {rss_start:.0f} MiB at start, {parked.rss_mib():.0f} MiB with {waiting} waiting runs")
-        _, latency = asyncio.run(drive(parked.url, parked.headers, [
-            {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}} for j in range(200)
-        ], 1, 1))  # fmt: skip
-        print(f"  single-event latency with {waiting} waiting runs: p50 {statistics.median(latency) * 1000:.1f} ms, "
-              f"p99 {pct(latency, 99) * 1000:.1f} ms")  # fmt: skip
+        print(
+            f"memory: runner RSS {rss_start:.0f} MiB at start, {parked.rss_mib():.0f} MiB with {waiting} waiting runs"
+        )
+        _, latency = asyncio.run(
+            drive(
+                parked.url,
+                parked.headers,
+                [
+                    {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
+                    for j in range(200)
+                ],
+                1,
+                1,
+            )
+        )
+        print(
+            f"  single-event latency with {waiting} waiting runs: p50 {statistics.median(latency) * 1000:.1f} ms, "
+            f"p99 {pct(latency, 99) * 1000:.1f} ms"
+        )
         parked.stop()
 
 

@@ -45,6 +45,9 @@ def simulate(
     run_for: str = typer.Option("7d", "--for", help="How long the virtual clock runs, e.g. 7d, 12h."),
     fmt: TraceFormat = typer.Option(TraceFormat.text, "--format", "-f", help="text (for people) or json (documented)."),
     start: str | None = typer.Option(None, "--start", help="Virtual start time (ISO 8601; default 2026-01-05T09:00:00Z)."),
+    faults: list[str] = typer.Option(
+        [], "--fault", help="STEP=ERROR or STEP=ERROR*TIMES, repeatable: fail a step's first attempts (e.g. 'push=HTTP 503*3')."
+    ),
     project: Path = typer.Option(Path("."), "--project", "-p", help="The flows repository."),
 ) -> None:
     """Run one flow against a fixture record on a virtual clock and print every step.
@@ -56,11 +59,12 @@ def simulate(
 
     Example:
 
-        flowctl simulate welcome-new-customer --record tests/fixtures/contacts.yaml#c-1
-        flowctl simulate deal-won --record d-1 --set stage=won --for 30d --format json
+        flowctl simulate welcome-new-customer --record tests/fixtures/new-contacts.yaml#c-101
+        flowctl simulate erp-order-sync --record d-2 --set stage=won --fault 'push_order_to_erp=HTTP 503*3'
+        flowctl simulate birthday-greeting --record c-1 --for 365d --format json
     """
     result = simulate_flow(project, flow, record, event=event, sets=parse_sets(sets), run_for=run_for,
-                           start_at=_start(start))
+                           start_at=_start(start), faults=faults)
     if fmt == TraceFormat.json:
         print_json(trace_json(result))
     else:

@@ -370,7 +370,8 @@ def assign_record(sc: StepContext) -> Outcome:
         if team is None:
             raise StepError(f"unknown team '{step.team}'", "invalid")
     user = tpl(step.user, sc.context) if step.user else None
-    choice = assignment.choose(sc.rt, step, team, sc.record, user)
+    fallback = tpl(step.fallback, sc.context) if step.fallback else None
+    choice = assignment.choose(sc.rt, step, team, sc.record, user, fallback)
     if choice.user is None and choice.fallback == "manual_dispatch":
         manager = team.manager if team else None
         task = Task(
@@ -397,6 +398,7 @@ def assign_record(sc: StepContext) -> Outcome:
     if step.strategy == "skills":
         values["dispatch_rule"] = choice.rule
     fields = sc.rt.fields_of(sc.bundle, sc.record.object)
+    assignment.record_assignment(sc.rt, sc.record, step.field, choice.user)
     update_fields(sc.rt, sc.record, values, run=sc.run, fields=fields)
     suffix = f" ({choice.rule})" if step.strategy == "skills" else ""
     sc.timeline(f"assigned to {choice.user}{suffix}")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowctl.engine import runs, triggers
+from flowctl.engine.assignment import record_assignment
 from flowctl.engine.records import create_record, delete_record, new_record, update_fields
 from flowctl.engine.runs import EngineError
 from flowctl.engine.runtime import LATE_AFTER, Runtime, StepFaults
@@ -138,7 +139,7 @@ class Engine:
         if ev.type == "record_created":
             record = new_record(ev.object, ev.record_id, values, ev.occurred_at or rt.now, fields)
             if "created_at" not in values:
-                record.created_at = record.updated_at = rt.now
+                record.created_at = record.updated_at = ev.occurred_at or rt.now
             create_record(rt, record, depth=0, event_id=event_id)
         elif ev.type == "record_updated":
             if existing is None or existing.deleted:
@@ -299,6 +300,7 @@ class Engine:
             return
         field = str(task.data.get("field") or "owner")
         run = rt.store.get_run(task.run_id) if task.run_id else None
+        record_assignment(rt, record, field, str(assignee))
         update_fields(rt, record, {field: assignee}, run=run, fields=self._fields(object_name))
         rt.timeline(object_name, record_id, f"assigned to {assignee} (manual dispatch by {task.by or 'someone'})",
                     run=run, step=task.step)

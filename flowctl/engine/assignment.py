@@ -4,7 +4,7 @@
 - round_robin: the team's members in order, one after the other (a cursor per
   team in the store), skipping members at capacity.
 - least_loaded: the member with the fewest open tasks plus records of this
-  object assigned to them; ties go to the member listed first.
+  object the engine assigned to them; ties go to the member listed first.
 - skills: members who have at least one of the record's tags (`skills_from`)
   and speak its language (`language_from`, when given); the least loaded of
   them wins (ties: more matching skills, then list order). The matched rule is
@@ -40,11 +40,34 @@ def _as_list(value: Any) -> list[str]:
     return [p.strip().lower() for p in str(value).split(",") if p.strip()]
 
 
+def _counter(object_name: str, field: str, user: str) -> str:
+    return f"{object_name}:{field}:{user}"
+
+
 def load_of(rt: Runtime, user: str, object_name: str, field: str) -> int:
-    """Open tasks assigned to `user` plus records of `object_name` whose `field` is `user`."""
+    """Open tasks assigned to `user` plus records of `object_name` this engine assigned to them in `field`.
+
+    The record count is a counter kept by `record_assignment` (kv namespace
+    `assigned`) rather than a scan, so an assignment costs the same with ten
+    records or a million.
+    """
     tasks = len(rt.store.list_tasks(assignee=user, open_only=True))
-    records = sum(1 for r in rt.store.records_of(object_name) if r.fields.get(field) == user)
+    records = int(rt.store.kv_get("assigned", _counter(object_name, field, user)) or 0)
     return tasks + records
+
+
+def record_assignment(rt: Runtime, record: Record, field: str, user: str) -> None:
+    """Move the record's count from its previous assignee (if any) to `user`."""
+    previous = record.fields.get(field)
+    if previous == user:
+        return
+    if isinstance(previous, str) and previous:
+        key = _counter(record.object, field, previous)
+        count = int(rt.store.kv_get("assigned", key) or 0)
+        if count > 0:
+            rt.store.kv_put("assigned", key, count - 1)
+    key = _counter(record.object, field, user)
+    rt.store.kv_put("assigned", key, int(rt.store.kv_get("assigned", key) or 0) + 1)
 
 
 def _available(rt: Runtime, members: list[TeamMember], object_name: str, field: str) -> list[tuple[TeamMember, int]]:
@@ -57,8 +80,11 @@ def _available(rt: Runtime, members: list[TeamMember], object_name: str, field: 
     return out
 
 
-def choose(rt: Runtime, step: AssignRecord, team: Team | None, record: Record, user: str | None) -> Assignment:
+def choose(rt: Runtime, step: AssignRecord, team: Team | None, record: Record, user: str | None,
+           fallback: str | None = None) -> Assignment:
+    """The assignee for `record`; `user` and `fallback` are the step's values, already rendered."""
     strategy = step.strategy
+    fallback = fallback if fallback is not None else step.fallback
     if strategy == "fixed":
         return Assignment(user=user, rule=f"fixed: {user}")
     assert team is not None
@@ -73,11 +99,11 @@ def choose(rt: Runtime, step: AssignRecord, team: Team | None, record: Record, u
                 continue
             rt.store.kv_put("round_robin", key, (idx + 1) % n)
             return Assignment(user=member.user, rule=f"round robin in team {team.name}")
-        return _fallback(step, f"every member of team {team.name} is at capacity")
+        return _fallback(fallback, f"every member of team {team.name} is at capacity")
     if strategy == "least_loaded":
         available = _available(rt, team.members, record.object, step.field)
         if not available:
-            return _fallback(step, f"every member of team {team.name} is at capacity")
+            return _fallback(fallback, f"every member of team {team.name} is at capacity")
         member, load = min(available, key=lambda pair: pair[1])
         return Assignment(user=member.user, rule=f"least loaded in team {team.name} ({load} open)")
     # skills
@@ -101,15 +127,15 @@ def choose(rt: Runtime, step: AssignRecord, team: Team | None, record: Record, u
     if not candidates:
         wanted = ", ".join(tags) or "none"
         why = f"no member of team {team.name} has skill {wanted}" + (f" and language {language}" if language else "")
-        return _fallback(step, why)
+        return _fallback(fallback, why)
     load, _, _, member, matched = min(candidates, key=lambda c: (c[0], c[1], c[2]))
     rule = f"skills: {', '.join(matched)}" + (f"; language: {language}" if language else "")
     return Assignment(user=member.user, rule=rule)
 
 
-def _fallback(step: AssignRecord, why: str) -> Assignment:
-    if step.fallback == "manual_dispatch":
+def _fallback(fallback: str | None, why: str) -> Assignment:
+    if fallback == "manual_dispatch":
         return Assignment(user=None, rule=f"{why}; manual dispatch", fallback="manual_dispatch")
-    if step.fallback:
-        return Assignment(user=step.fallback, rule=f"{why}; fallback {step.fallback}")
+    if fallback:
+        return Assignment(user=fallback, rule=f"{why}; fallback {fallback}")
     return Assignment(user=None, rule=why)

@@ -65,3 +65,13 @@ class NoSlaClocks:
 
     def clock_view(self, rt: Runtime, record_id: str, clock: str) -> dict[str, Any] | None:
         return None
+
+
+def installed_hook() -> SlaHook:
+    """The SLA clocks when that part is installed in this module (`SlaClocks`), else `NoSlaClocks`.
+
+    The simulator and the runner both ask here, so flow tests and production
+    run the same clocks.
+    """
+    factory = globals().get("SlaClocks")
+    return factory() if callable(factory) else NoSlaClocks()

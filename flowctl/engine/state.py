@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 UTC = dt.UTC
 
@@ -414,6 +414,14 @@ class Event(StateModel):
     data: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = None
     occurred_at: dt.datetime | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        # A CRM that sends a naive timestamp means UTC; the engine only handles aware instants.
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @property
     def record_id(self) -> str | None:

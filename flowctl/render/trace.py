@@ -227,7 +227,7 @@ def summary(result: SimulationResult) -> str:
     changes = sum(1 for e in result.trace if e.kind == "record" and e.status == "updated")
     parts = [
         f"runs: {runs}",
-        f"messages: {sent} sent" + (f", {failed} failed attempts" if failed else ""),
+        f"messages: {sent} sent" + (f", {failed} failed attempt{'s' if failed != 1 else ''}" if failed else ""),
         f"tasks: {len(result.tasks)}",
         f"record updates: {changes}",
     ]

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from flowctl.runner import views
 from flowctl.runner.api_models import BundlePut, EventIn, ManualRunIn, TaskCompleteIn
 from flowctl.runner.auth import AuthError, Principal, Role, authenticate, authorize
 from flowctl.runner.bundles import BundleInvalid, check_bundle
-from flowctl.runner.daemon import Runner, StartupReport
+from flowctl.runner.daemon import Runner, SlaRevertUnsupported, StartupReport
 from flowctl.runner.reports import failure_report, flow_stats
 from flowctl.store.sqlite import VersionConflict
 
@@ -206,9 +206,10 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
         )
 
     # ------------------------------------------------------------- auth
-    def require(role: Role) -> Callable[..., Principal]:
-        def dependency(authorization: str | None = Header(None, include_in_schema=False)) -> Principal:
-            principal = authenticate(runner.reader(), authorization)
+    def require(role: Role) -> Callable[..., Awaitable[Principal]]:
+        # async: checked on the event loop (a cached hash lookup), not in a thread-pool hop per request.
+        async def dependency(authorization: str | None = Header(None, include_in_schema=False)) -> Principal:
+            principal = authenticate(runner.reader(), authorization, cache=runner.token_cache)
             authorize(principal, role)
             return principal
 
@@ -253,6 +254,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
                 "jobs": stats.jobs,
                 "failed_jobs": stats.failed_jobs,
                 "max_batch": stats.max_batch,
+                "busy_seconds": round(stats.commit_seconds, 3),
                 "backlog": runner.writer.backlog,
             },
             "outbox": {"in_flight": runner.outbox.inflight, "channels": runner.router.described},
@@ -642,6 +644,30 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
                 for e in entries
             ]
         }
+
+    # ------------------------------------------------------------- SLA clocks
+    @app.get("/v1/sla/{object}/{record_id}", tags=["sla"])
+    async def sla_status(object: str, record_id: str, _: Principal = viewer) -> dict[str, Any]:
+        """A record's SLA clocks: policy, clock, due time, whether breached."""
+        if runner.reader().get_record(object, record_id) is None:
+            raise ApiError(404, f"no {object} '{record_id}'", code="not_found", field="path.record_id")
+        return {
+            "object": object,
+            "id": record_id,
+            "clocks": await committed(runner.sla_clocks(object, record_id)),
+        }
+
+    @app.post("/v1/sla/{object}/{record_id}/{clock}/revert", tags=["sla"])
+    async def sla_revert(
+        object: str, record_id: str, clock: str, principal: Principal = operator
+    ) -> dict[str, Any]:
+        """Undo a breach: restore the fields the breach actions changed."""
+        try:
+            return await committed(runner.sla_revert(object, record_id, clock, principal))
+        except SlaRevertUnsupported as exc:
+            raise ApiError(501, exc.message, code="unsupported") from None
+        except EngineError as exc:
+            raise ApiError(_engine_status(exc), exc.message, code="rejected", hint=exc.hint) from None
 
     # ------------------------------------------------------------- reports
     @app.get("/v1/stats", tags=["reports"])

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -71,7 +73,34 @@ def create_token(
     return token_id, token
 
 
-def authenticate(store: SqliteStore, authorization: str | None) -> Principal:
+class TokenCache:
+    """Token hash → principal for a few seconds, so a busy API does not look every request up.
+
+    A revoked token stops working within `ttl` seconds; unknown tokens are not cached.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str) -> Principal | None:
+        with self._lock:
+            hit = self._entries.get(token_hash)
+            if hit is None or hit[1] < time.monotonic():
+                return None
+            return hit[0]
+
+    def put(self, token_hash: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[token_hash] = (principal, time.monotonic() + self.ttl)
+
+
+def authenticate(
+    store: SqliteStore, authorization: str | None, *, cache: TokenCache | None = None
+) -> Principal:
     """The principal for an `Authorization: Bearer …` header. Raises AuthError(401)."""
     if not authorization:
         raise AuthError("missing bearer token", status=401, hint="send `Authorization: Bearer <token>`")

@@ -25,10 +25,10 @@ class BundleInvalid(FlowctlError):
 
     def __init__(self, problems: list[dict[str, Any]]) -> None:
         first = problems[0]
-        where = "/".join(str(p) for p in (first.get("resource"), first.get("field")) if p)
+        where = ": ".join(str(p) for p in (first.get("resource"), first.get("field")) if p)
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         super().__init__(
-            f"the bundle does not validate: {where}: {first['message']}{more}",
+            f"the bundle does not validate: {where + ': ' if where else ''}{first['message']}{more}",
             hint="run `flowctl validate` on the tree you are applying",
         )
         self.problems = problems
@@ -93,7 +93,8 @@ def _check_passes(
     from flowctl.check.context import CheckContext
     from flowctl.check.validate import run_passes
     from flowctl.resources.models import ProjectConfig
-    from flowctl.resources.project import Project
+    from flowctl.resources.project import Project, Source
+    from flowctl.resources.yamlload import PositionMap
 
     project = Project(
         root=Path("."),
@@ -105,10 +106,15 @@ def _check_passes(
         templates=dict(typed.templates),
         defined_objects=dict(typed.defined_objects),
     )
+    # A bundle has no files: each resource's "file" is its kind/name, so a diagnostic names the resource.
+    for kind, mapping in project.resource_maps().items():
+        for name in mapping:
+            project.sources[(kind, name)] = Source(f"{kind}/{name}", PositionMap())
     errors: list[dict[str, Any]] = []
     warnings: list[dict[str, Any]] = []
     for diag in run_passes(CheckContext(project)):
-        entry = {"resource": None, "field": None, "message": diag.summary, "code": diag.code}
+        resource = diag.range.file if "/" in diag.range.file and not diag.range.file.startswith("<") else None
+        entry = {"resource": resource, "field": None, "message": diag.summary, "code": diag.code}
         (errors if diag.severity == "error" else warnings).append(entry)
     return errors, warnings
 

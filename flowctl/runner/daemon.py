@@ -30,9 +30,11 @@ from typing import Any, TypeVar
 import httpx
 
 from flowctl.engine.api import Engine
+from flowctl.engine.sla import installed_hook
 from flowctl.engine.state import DeliveryResult, Event, IngestResult, Run, Task
+from flowctl.errors import FlowctlError
 from flowctl.resources.bundle import Bundle, TypedBundle
-from flowctl.runner.auth import Principal, ensure_admin_token
+from flowctl.runner.auth import Principal, TokenCache, ensure_admin_token
 from flowctl.runner.bundles import CheckedBundle, SqliteBundles
 from flowctl.runner.config import DEFAULT_HOST, DEFAULT_PORT, RunnerConfig
 from flowctl.runner.crm_forward import CrmForwarder
@@ -65,14 +67,8 @@ class StartupReport:
     bundle_version: int
 
 
-def _sla_hook() -> Any:
-    """The engine's SLA clocks when that part is installed (flowctl.engine.sla), else None (no clocks)."""
-    try:
-        from flowctl.engine import sla
-    except ImportError:
-        return None
-    factory = getattr(sla, "SlaClocks", None) or getattr(sla, "SlaEngine", None)
-    return factory() if callable(factory) else None
+class SlaRevertUnsupported(FlowctlError):
+    """The installed engine has no SLA breach revert."""
 
 
 class Runner:
@@ -95,12 +91,13 @@ class Runner:
         self.store.observe = True
         self.bundles = SqliteBundles(self.store)
         # `secrets` are the names flows may use as {{ secrets.NAME }}: the runner's environment (SPEC §1).
-        self.engine = Engine(self.store, self.bundles, secrets=self.environment, sla=_sla_hook())
+        self.engine = Engine(self.store, self.bundles, secrets=self.environment, sla=installed_hook())
         self._readers = threading.local()
         self._reader_conns: list[SqliteStore] = []
         self._reader_lock = threading.Lock()
         self._typed: dict[int, TypedBundle] = {}
         self._typed_lock = threading.Lock()
+        self.token_cache = TokenCache()
         self.metrics = RunnerMetrics(counts=lambda: self.reader().counts())
         self.writer = Writer(
             self.store, max_batch=self.config.group_commit_max, after_commit=self._after_commit
@@ -306,6 +303,47 @@ class Runner:
             return run
 
         return self.writer.submit(job, f"runs.{action}")
+
+    def sla_clocks(self, object: str, record_id: str) -> Future[list[dict[str, Any]]]:
+        """The SLA clocks of a record, as the engine's SLA hook reports them (read on the writer thread)."""
+
+        def job() -> list[dict[str, Any]]:
+            version = self.bundles.live_version()
+            if version is None:
+                return []
+            rt = self.engine.rt
+            rt.begin(utcnow())
+            out: list[dict[str, Any]] = []
+            for name, policy in sorted(self.bundles.bundle(version).sla_policies.items()):
+                if policy.object != object:
+                    continue
+                for clock in policy.clock_names:
+                    view = rt.sla.clock_view(rt, record_id, clock)
+                    if view is not None:
+                        out.append({"policy": name, "clock": clock, **view})
+            return out
+
+        return self.writer.submit(job, "sla.status")
+
+    def sla_revert(
+        self, object: str, record_id: str, clock: str, principal: Principal
+    ) -> Future[dict[str, Any]]:
+        def job() -> dict[str, Any]:
+            revert = getattr(self.engine, "revert_sla", None)
+            if revert is None:
+                raise SlaRevertUnsupported("this engine version cannot revert SLA breaches")
+            now = utcnow()
+            result = revert(object, record_id, clock, now)
+            self.store.audit(
+                "sla.revert",
+                now=now,
+                actor=principal.name,
+                role=principal.role,
+                target=f"{object}/{record_id}/{clock}",
+            )
+            return result if isinstance(result, dict) else {"reverted": True}
+
+        return self.writer.submit(job, "sla.revert")
 
     def purge(self) -> dict[str, int]:
         cutoff = utcnow() - dt.timedelta(seconds=self.config.retention_seconds)

@@ -18,8 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from flowctl.engine.state import StepAttempt, TraceEntry
-from flowctl.store.sqlite import Observation
+from flowctl.engine.state import TraceEntry
+from flowctl.store.sqlite import AttemptNote, Observation
 
 _STEP_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600, 86400)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -135,7 +135,7 @@ class RunnerMetrics:
             self.steps.labels(flow, action, entry.status).inc()
             snap["steps"][flow][f"{action}:{entry.status}"] += 1
 
-    def _attempt(self, attempt: StepAttempt) -> None:
+    def _attempt(self, attempt: AttemptNote) -> None:
         if attempt.ended_at is not None and attempt.status in ("succeeded", "failed", "skipped"):
             self.step_seconds.labels(attempt.flow).observe(
                 (attempt.ended_at - attempt.started_at).total_seconds()

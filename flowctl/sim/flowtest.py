@@ -230,6 +230,8 @@ def run_flow_test(project: Project, bundle: TypedBundle, test: FlowTest, source:
         result.passed = all(c.ok for c in result.checks)
     except FlowctlError as exc:
         result.error = exc.message + (f" (hint: {exc.hint})" if exc.hint else "")
+    except Exception as exc:  # a bug must fail this test, not hide the results of the others
+        result.error = f"internal error while running the test: {type(exc).__name__}: {exc}"
     if sim is not None:
         result.runs = len(sim.store.list_runs())
         result.messages = len(sim.connectors.sent)

@@ -9,6 +9,7 @@ The event defaults to what the flow's trigger listens to: record_created
 creates the record at the start; record_updated / field_changed load it and
 apply `--set` as an update; record_deleted deletes it; date and schedule flows
 just run the clock; event flows post the custom event; manual flows start.
+`faults` (`STEP=ERROR*TIMES`) fail a step's first attempts, as `faults:` do in flow tests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from flowctl.engine.state import Record, Run, Task, TimelineEntry, TraceEntry
 from flowctl.errors import ProjectError
 from flowctl.lang.durations import Duration
 from flowctl.resources.bundle import TypedBundle
-from flowctl.resources.models import DEFAULT_TEST_START, Flow
+from flowctl.resources.models import DEFAULT_TEST_START, Fault, Flow
 from flowctl.resources.project import load_project
 from flowctl.sim.fixtures import find_record
 from flowctl.sim.simulator import Simulator, as_utc
@@ -64,6 +65,23 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def parse_faults(flow: str, specs: list[str]) -> list[Fault]:
+    """`STEP=ERROR` or `STEP=ERROR*TIMES` (e.g. `push=HTTP 503*3`): fail that step's first attempts."""
+    out: list[Fault] = []
+    for spec in specs:
+        step, sep, rest = spec.partition("=")
+        times = 1
+        if "*" in rest:
+            rest, _, count = rest.rpartition("*")
+            if not count.strip().isdigit() or int(count) < 1:
+                raise ProjectError(f"--fault: '{count}' is not a number of attempts", hint="e.g. --fault 'push=HTTP 503*3'")
+            times = int(count)
+        if not sep or not step.strip() or not rest.strip():
+            raise ProjectError(f"--fault needs STEP=ERROR, got '{spec}'", hint="e.g. --fault 'push=HTTP 503*3' or --fault mail=timeout")
+        out.append(Fault(flow=flow, step=step.strip(), error=rest.strip(), times=times))
+    return out
+
+
 def default_event(flow: Flow) -> str:
     t = flow.trigger.type
     if t in ("record_created", "record_updated", "record_deleted", "event", "manual"):
@@ -82,6 +100,7 @@ def simulate_flow(
     sets: dict[str, Any] | None = None,
     run_for: str = "7d",
     start_at: dt.datetime | None = None,
+    faults: list[str] | None = None,
 ) -> SimulationResult:
     from flowctl.check.validate import check_project
 
@@ -112,7 +131,8 @@ def simulate_flow(
     elif flow.object is not None and chosen not in ("none",):
         raise ProjectError(f"flow '{flow_name}' runs on {flow.object} records; pass --record FILE_OR_ID")
 
-    sim = Simulator(TypedBundle.from_project(project), start_at=start, flows=[flow_name])
+    sim = Simulator(TypedBundle.from_project(project), start_at=start, flows=[flow_name],
+                    faults=parse_faults(flow_name, faults or []))
     target_key = (str(target["object"]), str(target["id"])) if target else None
     others = [r for r in context if (str(r["object"]), str(r["id"])) != target_key]
     if target is not None and chosen != "record_created":

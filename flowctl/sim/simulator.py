@@ -18,6 +18,7 @@ from typing import Any
 from flowctl.connectors.recording import RecordingConnectors
 from flowctl.engine.api import Engine
 from flowctl.engine.records import new_record
+from flowctl.engine.sla import installed_hook
 from flowctl.engine.state import Event, IngestResult, Task
 from flowctl.engine.store import StaticBundles
 from flowctl.errors import FlowctlError
@@ -34,7 +35,7 @@ class SimulationError(FlowctlError):
     """The simulation could not go on (a scripted step found nothing to act on, a runaway loop)."""
 
 
-class allocation_heavy:  # noqa: N801 - used like a function: `with allocation_heavy():`
+class RelaxedGc:
     """Collect cyclic garbage less often while the engine runs.
 
     A simulation allocates hundreds of thousands of short-lived models that
@@ -94,6 +95,7 @@ class Simulator:
             StaticBundles({VERSION: self.bundle}, live=VERSION),
             any_secret=True,
             step_faults=self.connectors.step_fault,
+            sla=installed_hook(),
         )
         self.start_at = as_utc(start_at)
         self.now = self.start_at
@@ -127,14 +129,14 @@ class Simulator:
     def advance_to(self, instant: dt.datetime) -> None:
         """Fire every timer due before `instant` (not at it), then set the clock to `instant`."""
         instant = as_utc(instant)
-        with allocation_heavy():
+        with RelaxedGc():
             self._fire_until(instant, inclusive=False)
         self.now = max(self.now, instant)
 
     def run_until(self, instant: dt.datetime) -> None:
         """Fire every timer due at or before `instant`, then set the clock to it."""
         instant = as_utc(instant)
-        with allocation_heavy():
+        with RelaxedGc():
             self._fire_until(instant, inclusive=True)
         self.now = max(self.now, instant)
 
@@ -150,7 +152,7 @@ class Simulator:
 
     # ------------------------------------------------------------- input
     def ingest(self, event: Event | Mapping[str, Any]) -> IngestResult:
-        with allocation_heavy():
+        with RelaxedGc():
             result = self.engine.ingest(event, self.now)
             self.deliver()
         return result

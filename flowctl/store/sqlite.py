@@ -27,7 +27,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from flowctl.errors import FlowctlError
 
 UTC = dt.UTC
 M = TypeVar("M", bound=BaseModel)
+_NO_OP = nullcontext()
 
 
 class StoreError(FlowctlError):
@@ -70,18 +71,20 @@ class VersionConflict(FlowctlError):
 
 
 def ts(value: dt.datetime | None) -> str | None:
-    """An aware instant as a fixed-width UTC string (sortable as text)."""
+    """An aware instant as a fixed-width UTC string (`2026-03-02T09:00:00.000000+00:00`), sortable as text."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store; every instant must be aware UTC")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; every instant must be aware UTC")
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def parse_ts(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
-    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return dt.datetime.fromisoformat(value)
 
 
 def _dump(model: BaseModel) -> str:
@@ -245,10 +248,36 @@ def _split_sql(script: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Observation:
-    """One write the runner reacts to after commit: kind is trace, attempt, timer, message or run."""
+    """One write the runner reacts to after commit.
+
+    kind `trace`: `model` is the TraceEntry (never changed after it is appended);
+    `attempt`, `timer`, `message`: `model` is a snapshot of the fields the runner
+    reads (the engine keeps mutating its own models after writing them).
+    """
 
     kind: str
     model: Any
+
+
+@dataclass(frozen=True)
+class AttemptNote:
+    flow: str
+    step: str
+    status: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TimerNote:
+    status: str
+    due_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class MessageNote:
+    status: str
+    channel: str
 
 
 @dataclass(frozen=True)
@@ -327,6 +356,12 @@ class SqliteStore:
         self.trace_hook: Callable[[TraceEntry], None] | None = None
         self._observed: list[Observation] = []
         self._committed: list[Observation] = []
+        # Append-only rows written in bulk at commit (or before a read of their table).
+        self._trace_rows: list[tuple[Any, ...]] = []
+        self._timeline_rows: list[tuple[Any, ...]] = []
+        # Records read or written in the current transaction, as stored JSON: the
+        # engine reads the triggering record several times per call.
+        self._records: dict[tuple[str, str], str | None] = {}
 
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = False) -> SqliteStore:
@@ -354,20 +389,24 @@ class SqliteStore:
                 self._depth = 1
                 try:
                     yield
+                    self._flush_appends()
                     self._flush_counters()
                     self.conn.execute("COMMIT")
                 except BaseException:
                     self.conn.execute("ROLLBACK")
                     self._observed.clear()
+                    self._trace_rows.clear()
+                    self._timeline_rows.clear()
                     raise
                 finally:
                     self._depth = 0
+                    self._records.clear()
                 self._committed.extend(self._observed)
                 self._observed.clear()
             else:
                 self._savepoints += 1
                 name = f"sp{self._savepoints}"
-                mark = len(self._observed)
+                marks = (len(self._observed), len(self._trace_rows), len(self._timeline_rows))
                 self.conn.execute(f"SAVEPOINT {name}")
                 self._depth += 1
                 try:
@@ -376,33 +415,46 @@ class SqliteStore:
                 except BaseException:
                     self.conn.execute(f"ROLLBACK TO {name}")
                     self.conn.execute(f"RELEASE {name}")
-                    del self._observed[mark:]
+                    del self._observed[marks[0] :]
+                    del self._trace_rows[marks[1] :]
+                    del self._timeline_rows[marks[2] :]
+                    self._records.clear()
                     raise
                 finally:
                     self._depth -= 1
+
+    def _flush_appends(self) -> None:
+        """Write the buffered trace and timeline rows (append-only tables, inserted in bulk)."""
+        if self._trace_rows:
+            self.conn.executemany(
+                "INSERT INTO trace (seq, at, kind, run_id, data) VALUES (?, ?, ?, ?, ?)", self._trace_rows
+            )
+            self.statements += len(self._trace_rows)
+            self._trace_rows.clear()
+        if self._timeline_rows:
+            self.conn.executemany(
+                "INSERT INTO timeline (seq, object, record_id, at, run_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+                self._timeline_rows,
+            )
+            self.statements += len(self._timeline_rows)
+            self._timeline_rows.clear()
 
     def take_committed(self) -> list[Observation]:
         """What committed transactions did since the last call (only when `observe` is on)."""
         out, self._committed = self._committed, []
         return out
 
-    def _note(self, kind: str, model: BaseModel) -> None:
-        if self.observe:
-            # A copy: the engine keeps mutating its models after writing them.
-            self._observed.append(Observation(kind, model.model_copy()))
+    def _note(self, kind: str, note: Any) -> None:
+        self._observed.append(Observation(kind, note))
 
     @property
     def in_transaction(self) -> bool:
         return self._depth > 0
 
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        # A write outside an engine call (tests, tooling) gets its own transaction.
-        if self._depth:
-            yield
-        else:
-            with self.transaction():
-                yield
+    def _write(self) -> AbstractContextManager[None]:
+        # Inside an engine call: nothing to do (a shared no-op, this is the hot path).
+        # A write outside one (tests, tooling) gets its own transaction.
+        return _NO_OP if self._depth else self.transaction()
 
     def _exec(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
         self.statements += 1
@@ -455,19 +507,27 @@ class SqliteStore:
 
     # ------------------------------------------------------------- records
     def get_record(self, object: str, record_id: str) -> Record | None:
+        key = (object, record_id)
+        if self._depth and key in self._records:
+            data = self._records[key]
+            return None if data is None else _load(Record, data)
         row = self.conn.execute(
             "SELECT data FROM records WHERE object = ? AND id = ?", (object, record_id)
         ).fetchone()
+        if self._depth:
+            self._records[key] = None if row is None else row[0]
         return None if row is None else _load(Record, row[0])
 
     def put_record(self, record: Record) -> None:
         with self._write():
+            data = _dump(record)
             self._exec(
                 "INSERT INTO records (object, id, deleted, updated_at, data) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (object, id) DO UPDATE SET deleted = excluded.deleted, "
                 "updated_at = excluded.updated_at, data = excluded.data",
-                (record.object, record.id, int(record.deleted), ts(record.updated_at), _dump(record)),
+                (record.object, record.id, int(record.deleted), ts(record.updated_at), data),
             )
+            self._records[(record.object, record.id)] = data
 
     def records_of(self, object: str) -> Iterator[Record]:
         # Materialised first: the engine may write records while iterating.
@@ -479,12 +539,12 @@ class SqliteStore:
 
     def add_timeline(self, entry: TimelineEntry) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO timeline (seq, object, record_id, at, run_id, data) VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.seq, entry.object, entry.record_id, ts(entry.at), entry.run_id, _dump(entry)),
+            self._timeline_rows.append(
+                (entry.seq, entry.object, entry.record_id, ts(entry.at), entry.run_id, _dump(entry))
             )
 
     def timeline(self, object: str, record_id: str) -> list[TimelineEntry]:
+        self._flush_appends()
         rows = self.conn.execute(
             "SELECT data FROM timeline WHERE object = ? AND record_id = ? ORDER BY seq", (object, record_id)
         ).fetchall()
@@ -516,7 +576,6 @@ class SqliteStore:
                     _dump(run),
                 ),
             )
-            self._note("run", run)
 
     def list_runs(
         self,
@@ -565,7 +624,13 @@ class SqliteStore:
                     _dump(attempt),
                 ),
             )
-            self._note("attempt", attempt)
+            if self.observe:
+                self._note(
+                    "attempt",
+                    AttemptNote(
+                        attempt.flow, attempt.step, attempt.status, attempt.started_at, attempt.ended_at
+                    ),
+                )
 
     def step_attempts(self, run_id: str) -> list[StepAttempt]:
         rows = self.conn.execute(
@@ -638,7 +703,8 @@ class SqliteStore:
                     _dump(message),
                 ),
             )
-            self._note("message", message)
+            if self.observe:
+                self._note("message", MessageNote(message.status, message.channel))
 
     def pending_messages(self, limit: int | None = None) -> list[Message]:
         return self.messages_in_status("pending", limit=limit)
@@ -703,7 +769,8 @@ class SqliteStore:
                     _dump(timer),
                 ),
             )
-            self._note("timer", timer)
+            if self.observe:
+                self._note("timer", TimerNote(timer.status, timer.due_at))
 
     def get_timer(self, timer_id: str) -> Timer | None:
         row = self.conn.execute("SELECT data FROM timers WHERE id = ?", (timer_id,)).fetchone()
@@ -750,15 +817,14 @@ class SqliteStore:
 
     def append_trace(self, entry: TraceEntry) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO trace (seq, at, kind, run_id, data) VALUES (?, ?, ?, ?, ?)",
-                (entry.seq, ts(entry.at), entry.kind, entry.run_id, _dump(entry)),
-            )
-            self._note("trace", entry)
+            self._trace_rows.append((entry.seq, ts(entry.at), entry.kind, entry.run_id, _dump(entry)))
+            if self.observe:
+                self._note("trace", entry)
             if self.trace_hook is not None:
                 self.trace_hook(entry)
 
     def trace(self, *, run_id: str | None = None, since_seq: int = 0) -> list[TraceEntry]:
+        self._flush_appends()
         if run_id is None:
             rows = self.conn.execute(
                 "SELECT data FROM trace WHERE seq > ? ORDER BY seq", (since_seq,)
@@ -1247,6 +1313,7 @@ class SqliteStore:
         done = {"sent", "failed"}
         counts: dict[str, int] = {}
         with self._write():
+            self._flush_appends()
             old_runs = [
                 r[0]
                 for r in self.conn.execute(
@@ -1280,6 +1347,7 @@ class SqliteStore:
         return counts
 
     def table_counts(self) -> dict[str, int]:
+        self._flush_appends()
         names = [
             "records",
             "timeline",

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +123,9 @@ def processes() -> Iterator[list[RunnerProcess]]:
 
 
 @pytest.fixture
-def runner_for(tmp_path: Path, processes: list[RunnerProcess], smtp: FakeSmtp):  # type: ignore[no-untyped-def]
+def runner_for(
+    tmp_path: Path, processes: list[RunnerProcess], smtp: FakeSmtp
+) -> Callable[..., RunnerProcess]:
     """A runner (not started) whose email goes to the fake SMTP server."""
 
     def make(extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> RunnerProcess:

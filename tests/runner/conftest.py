@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -10,6 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flowctl.runner.app import create_app
+
+# The provider fakes live in tests/connectors; under --import-mode=importlib that package is
+# importable as `connectors` once tests/ is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flowctl.runner.auth import create_token
 from flowctl.runner.config import RunnerConfig
 from flowctl.runner.daemon import Runner
@@ -56,7 +61,9 @@ class Api:
 def make_api(tmp_path: Path) -> Iterator[Callable[..., Api]]:
     opened: list[TestClient] = []
 
-    def make(config: RunnerConfig | None = None, **env: str) -> Api:
+    def make(config: RunnerConfig | dict[str, Any] | None = None, **env: str) -> Api:
+        if isinstance(config, dict):
+            config = RunnerConfig.model_validate(config)
         runner = Runner(config or RunnerConfig(), base_dir=tmp_path, environment=env)
         client = TestClient(create_app(runner), raise_server_exceptions=False)
         client.__enter__()

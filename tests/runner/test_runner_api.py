@@ -94,6 +94,7 @@ def test_an_invalid_bundle_is_refused_naming_the_resource_and_field(api: Api) ->
     missing_template["resources"]["template"] = {}
     r = api.put("/v1/bundle", {"bundle": missing_template, "expected_version": 0})
     assert r.status_code == 422 and "welcome_email" in r.json()["error"]
+    assert r.json()["problems"][0]["resource"] == "flow/welcome"
     assert api.get("/v1/bundle").json()["version"] == 0
 
 

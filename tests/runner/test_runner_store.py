@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,9 @@ T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
     s = SqliteStore.open(tmp_path / "runner.db")
-    yield s  # type: ignore[misc]
+    yield s
     s.close()
 
 
@@ -105,7 +106,7 @@ def test_it_implements_the_store_protocol(store: SqliteStore) -> None:
 def _run(run_id: str, status: str = "running", **kw: Any) -> Run:
     return Run(
         id=run_id, flow=kw.pop("flow", "f"), version=1, status=status, started_at=T0, updated_at=T0, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_listing_keeps_insertion_order_after_replacing_rows(store: SqliteStore) -> None:
@@ -136,7 +137,7 @@ def test_listing_keeps_insertion_order_after_replacing_rows(store: SqliteStore) 
 
 def test_timers_come_due_in_due_then_creation_order_and_cancel_by_owner(store: SqliteStore) -> None:
     def timer(seq: int, due: dt.datetime, owner: str = "run:r", kind: str = "wake") -> Timer:
-        return Timer(id=f"timer-{seq}", seq=seq, kind=kind, due_at=due, owner=owner, created_at=T0)  # type: ignore[arg-type]
+        return Timer(id=f"timer-{seq}", seq=seq, kind=kind, due_at=due, owner=owner, created_at=T0)
 
     later = T0 + dt.timedelta(minutes=5)
     with store.transaction():

@@ -19,6 +19,7 @@ CONTACT: dict[str, Any] = {
         "email_opt_out": {"type": "boolean"},
         "note": {"type": "string"},
         "synced": {"type": "boolean"},
+        "renewal_at": {"type": "datetime"},
     },
     "consent": {"email": {"field": "email_opt_out", "op": "ne", "value": True}},
 }

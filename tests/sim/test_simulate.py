@@ -31,6 +31,14 @@ def test_text_trace(repo: Path, snapshot: SnapshotAssertion) -> None:
     assert _simulate(repo, "--record", "tests/fixtures/contacts.yaml#c-1", "--for", "4d") == snapshot
 
 
+def test_text_trace_with_a_retry_and_a_failure(repo: Path, snapshot: SnapshotAssertion) -> None:
+    retried = _simulate(repo, "--record", "c-1", "--for", "1h", "--fault", "mail=HTTP 503")
+    assert "↻ mail (send_email) attempt 1 failed: HTTP 503; retry at 2026-01-05 09:10:00" in retried
+    failed = _simulate(repo, "--record", "c-1", "--for", "1h", "--fault", "mail=HTTP 404*2")
+    assert "✗ mail (send_email) failed: HTTP 404: injected fault: HTTP 404" in failed  # 4xx: not retried
+    assert retried + failed == snapshot
+
+
 def test_json_trace(repo: Path, snapshot: SnapshotAssertion) -> None:
     doc = json.loads(_simulate(repo, "--record", "c-1", "--for", "4d", "--format", "json"))
     assert doc["format_version"] == 1
@@ -60,6 +68,7 @@ def test_a_record_that_misses_the_entry_conditions_shows_the_suppression(repo: P
         (["simulate", "welcome", "--record", "c-1", "--for", "soon"], "--for"),
         (["simulate", "welcome", "--record", "c-1", "--event", "explode"], "unknown --event 'explode'"),
         (["simulate", "welcome", "--record", "c-1", "--set", "oops"], "--set needs key=value"),
+        (["simulate", "welcome", "--record", "c-1", "--fault", "mail"], "--fault needs STEP=ERROR"),
     ],
 )
 def test_errors_are_one_message_and_exit_1(repo: Path, args: list[str], message: str) -> None:
