@@ -37,7 +37,9 @@ from flowctl.resources.yamlload import position_in_scalar
 BASE_ROOTS = ("record", "trigger", "run", "steps", "now", "secrets", "team")
 TRIGGER_ATTRS = ("type", "name", "data", "changed", "before")
 RUN_ATTRS = ("id", "started_at", "flow", "version")
-SLA_ATTRS = ("clock", "target", "due_at", "elapsed")
+# SPEC §10.3's four, then what flowctl.engine.sla_clocks adds (docs/sla.md).
+SLA_ATTRS = ("clock", "target", "due_at", "elapsed", "policy", "target_name", "status", "breached", "overdue",
+             "elapsed_seconds", "overdue_seconds", "event", "level", "at", "late")
 
 
 @dataclass(frozen=True)

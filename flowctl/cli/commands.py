@@ -14,6 +14,7 @@ from flowctl.cli import ops as ops_cmd
 from flowctl.cli import runner as runner_cmd
 from flowctl.cli import schema as schema_cmd
 from flowctl.cli import simulate as simulate_cmd
+from flowctl.cli import sla as sla_cmd
 from flowctl.cli import validate as validate_cmd
 
 REGISTRARS: list[Callable[[typer.Typer], None]] = [
@@ -26,4 +27,5 @@ REGISTRARS: list[Callable[[typer.Typer], None]] = [
     flowtest_cmd.register,
     runner_cmd.register,
     ops_cmd.register,
+    sla_cmd.register,
 ]

@@ -560,12 +560,15 @@ def stats(
     token: str | None = TokenOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Per flow: triggered, succeeded, failed, compensated, success rate, average and p95 duration, actions.
+    """Per flow: triggered, succeeded, failed, compensated, success rate, average and p95 duration, actions;
+    then SLA clocks: achievement rate, breach count, average overdue time.
 
     Example:
 
         flowctl stats --since 7d
     """
+    from flowctl.cli.sla import show_figures  # imported here: flowctl.cli.sla builds on this module
+
     with _client(runner, token) as client:
         data = client.stats(flow=flow, since=since)
     if fmt == Format.json:
@@ -573,6 +576,7 @@ def stats(
         return
     if not data["flows"]:
         console.print("no runs yet")
+        show_figures(data.get("sla"))
         return
     table = Table(box=None, pad_edge=False)
     for col in (
@@ -604,6 +608,7 @@ def stats(
             actions,
         )
     _show(table)
+    show_figures(data.get("sla"))
 
 
 report_app = typer.Typer(

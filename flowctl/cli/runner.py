@@ -42,6 +42,22 @@ def _config(path: Path | None) -> tuple[RunnerConfig, Path | None]:
     return load_runner_config(path), path
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail before starting anything when the address is taken (uvicorn would find out only after startup)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise FlowctlError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                hint="another runner may be running there; stop it or pass --port",
+            ) from None
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -84,6 +100,7 @@ def serve(
             f"runner.yaml names environment variables that are not set: {', '.join(missing)}",
             hint="export them before starting the runner (their values are never written anywhere)",
         )
+    _check_port_free(host, port)
     configure_logging(level)
     runner = Runner(cfg, base_dir=Path.cwd(), db_path=db)
     url = f"http://{host}:{port}"

@@ -335,6 +335,18 @@ class Engine:
             self._drain()
             return self._run(run_id)
 
+    def revert_sla(self, object: str, record_id: str, clock: str, now: dt.datetime, *,
+                   by: str | None = None) -> dict[str, Any]:
+        """Undo an SLA breach (`flowctl sla revert`): restore the fields its breach actions changed."""
+        with self.store.transaction():
+            self.rt.begin(now)
+            revert = getattr(self.rt.sla, "revert", None)
+            if revert is None:
+                raise EngineError("this engine runs no SLA clocks; there is no breach to revert")
+            result: dict[str, Any] = revert(self.rt, object, record_id, clock, by)
+            self._drain()
+            return result
+
     def _run(self, run_id: str) -> Run:
         run = self.store.get_run(run_id)
         if run is None:

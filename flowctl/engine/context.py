@@ -170,6 +170,9 @@ def template_context(
         ctx["trigger"] = run.trigger
         ctx["run"] = {"id": run.id, "started_at": run.started_at, "flow": run.flow, "version": run.version}
         ctx["steps"] = {sid: {"output": out} for sid, out in run.outputs.items()}
+        if run.trigger.get("type") == "sla":
+            # An SLA action run (flowctl.engine.sla_clocks) carries its clock's view as of the threshold (§10.3).
+            ctx["sla"] = run.trigger.get("sla") or {}
     if extra:
         ctx.update(extra)
     return ctx

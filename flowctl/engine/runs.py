@@ -19,6 +19,7 @@ from flowctl.engine.messages import tpl
 from flowctl.engine.outcome import Outcome, StepError
 from flowctl.engine.program import Node, program_for
 from flowctl.engine.runtime import MAX_DEPTH, MAX_VISITS, Runtime, run_owner
+from flowctl.engine.sla_flows import flow_model
 from flowctl.engine.state import (
     TERMINAL_RUN_STATUSES,
     DeliveryResult,
@@ -90,7 +91,7 @@ def advance(rt: Runtime, run: Run) -> None:
     """Execute steps until the run waits or ends; then write it."""
     if run.status == "running" and run.waiting is None:
         bundle = rt.bundle(run.version)
-        flow = bundle.flows[run.flow]
+        flow = flow_model(bundle, run.flow)  # a flow, or an SLA policy's action list
         program = program_for(flow)
         while run.status == "running" and run.waiting is None:
             if run.cursor is None:
@@ -462,7 +463,7 @@ def _node_of(rt: Runtime, run: Run) -> tuple[Node, TypedBundle, Flow] | None:
     if run.cursor is None:
         return None
     bundle = rt.bundle(run.version)
-    flow = bundle.flows[run.flow]
+    flow = flow_model(bundle, run.flow)
     node = program_for(flow).nodes.get(run.cursor.step)
     if node is None:
         return None

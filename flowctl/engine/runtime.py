@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from flowctl.engine.sla import NoSlaClocks, SlaHook
+from flowctl.engine.sla import SlaHook, installed_hook
 from flowctl.engine.state import Run, TimelineEntry, Timer, TraceEntry
 from flowctl.engine.store import BundleSource, Store
 from flowctl.resources.bundle import TypedBundle
@@ -61,7 +61,7 @@ class Runtime:
         self.bundles = bundles
         self.secret_names = frozenset(secrets or {})
         self.any_secret = any_secret
-        self.sla: SlaHook = sla if sla is not None else NoSlaClocks()
+        self.sla: SlaHook = sla if sla is not None else installed_hook()
         self.step_faults = step_faults
         self.now: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         self.collected: list[TraceEntry] = []

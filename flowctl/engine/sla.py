@@ -9,13 +9,13 @@ The engine calls an `SlaHook` at the three moments SLA clocks care about:
 
 The hook works through the same `Runtime` as the rest of the engine: state in
 `rt.store` (kv namespace `sla`, timers of kind `sla` with owner
-`sla:<object>:<id>:<clock>`), the trace via `rt.trace`, `rt.now` as the clock.
+`sla:<object>:<id>:<policy>:<clock>`), the trace via `rt.trace`, `rt.now` as the clock.
 `clock_view` answers `flowctl test`'s `sla:` expectations.
 Pure clock math lives in `flowctl.engine.sla_clock`.
 
-`NoSlaClocks` is the hook until SLA clocks are integrated: it keeps no
-clocks, and says so once per policy in the trace, so a simulation of a
-repository with SLA policies never looks as if the clocks ran.
+The real hook is `flowctl.engine.sla_clocks.SlaClocks` (`installed_hook()`,
+and the engine's default). `NoSlaClocks` keeps no clocks and says so once per
+policy in the trace, so an engine built with it never looks as if clocks ran.
 """
 
 from __future__ import annotations
@@ -68,10 +68,12 @@ class NoSlaClocks:
 
 
 def installed_hook() -> SlaHook:
-    """The SLA clocks when that part is installed in this module (`SlaClocks`), else `NoSlaClocks`.
+    """The engine's SLA clocks (`flowctl.engine.sla_clocks.SlaClocks`).
 
     The simulator and the runner both ask here, so flow tests and production
     run the same clocks.
     """
-    factory = globals().get("SlaClocks")
-    return factory() if callable(factory) else NoSlaClocks()
+    # Imported here: sla_clocks builds on the run engine, which imports this module.
+    from flowctl.engine.sla_clocks import SlaClocks
+
+    return SlaClocks()

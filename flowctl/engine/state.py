@@ -377,6 +377,7 @@ TraceKind = Literal[
     "loop_guard",  # a chain of flows stopped at the depth limit
     "date_plan",  # a date-trigger start was planned, moved or dropped
     "error",  # something the engine could not do (reported, never raised)
+    "sla",  # an SLA clock started, paused, resumed, was re-targeted, warned, breached, escalated, stopped, reverted
 ]
 
 

@@ -19,7 +19,7 @@ from flowctl.sim.simulate import SimulationResult
 FORMAT_VERSION = 1
 
 _STYLE = {"✓": "green", "✗": "red", "↻": "yellow", "⊘": "yellow", "⚠": "bold red", "⏸": "cyan", "–": "dim",
-          "▶": "bold", "■": "bold", "●": "blue", "⏲": "cyan", "☐": "magenta", "✉": "red"}
+          "▶": "bold", "■": "bold", "●": "blue", "⏲": "cyan", "☐": "magenta", "✉": "red", "⏱": "cyan"}
 
 
 def _time(at: dt.datetime) -> str:
@@ -182,9 +182,46 @@ def describe(e: TraceEntry) -> tuple[str, str, list[str]] | None:
         return "●", f"event {what}{record}", []
     if e.kind == "loop_guard":
         return "⚠", f"loop guard: {d.get('reason') or 'chain too deep'} (depth {d.get('depth')})", []
+    if e.kind == "sla":
+        return _sla_line(e)
     if e.kind == "error":
         return "⚠", f"{d.get('reason') or d.get('error') or e.status}", []
     return None
+
+
+def _sla_line(e: TraceEntry) -> tuple[str, str, list[str]]:
+    """An SLA clock transition (flowctl.engine.sla_clocks): what happened and the due time it leads to."""
+    d = e.detail
+    head = f"SLA {d.get('clock')} ({d.get('policy')}) on {d.get('record')}"
+    due = f"due {_short_time(d.get('due_at'))}" if d.get("due_at") else "no due time while paused"
+    progress = ""
+    if d.get("elapsed"):
+        left = f"{d['overdue']} overdue" if d.get("overdue") else f"{d.get('remaining')} left"
+        progress = f"{d['elapsed']} elapsed, {left}"
+    late = " (late)" if d.get("late") else ""
+    status = e.status
+    if status == "started":
+        return "⏱", f"{head} started: target {d.get('target')}, {due}", []
+    if status == "paused":
+        return "⏱", f"{head} paused: {progress}", []
+    if status == "resumed":
+        return "⏱", f"{head} resumed: {progress}, {due}", []
+    if status == "retargeted":
+        return "⏱", f"{head} re-targeted {d.get('previous')} → {d.get('target')}: {progress}, {due}", []
+    if status == "warned":
+        return "⏱", f"{head} warning: {due}{late}", []
+    if status == "breached":
+        return "⚠", f"{head} breached: target {d.get('target')} missed, {due}{late}", [str(d.get("reason"))]
+    if status == "escalated":
+        return "⚠", f"{head} escalation {d.get('level')}: {progress}{late}", [str(d.get("reason"))]
+    if status == "stopped":
+        breached = ", breached" if d.get("breached") else ", met"
+        return "⏱", f"{head} stopped: {progress}{breached}", []
+    if status == "cancelled":
+        return "⏱", f"{head} cancelled: {d.get('reason')}", []
+    if status == "reverted":
+        return "⏱", f"{head} breach reverted by {d.get('by') or 'an operator'}", []
+    return "⏱", f"{head} {status}", []
 
 
 def trace_lines(result: SimulationResult) -> list[tuple[str, str]]:

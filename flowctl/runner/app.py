@@ -34,8 +34,9 @@ from flowctl.runner import views
 from flowctl.runner.api_models import BundlePut, EventIn, ManualRunIn, TaskCompleteIn
 from flowctl.runner.auth import AuthError, Principal, Role, authenticate, authorize
 from flowctl.runner.bundles import BundleInvalid, check_bundle
-from flowctl.runner.daemon import Runner, SlaRevertUnsupported, StartupReport
-from flowctl.runner.reports import failure_report, flow_stats
+from flowctl.runner.daemon import Runner, StartupReport, utcnow
+from flowctl.runner.reports import failure_report, flow_stats, sla_stats
+from flowctl.runner.sla_api import sla_router
 from flowctl.store.sqlite import VersionConflict
 
 log = logging.getLogger("flowctl.runner")
@@ -449,7 +450,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
                         "internal error while ingesting the event", code="internal", field=f"body[{i}]"
                     )
                 )
-        return answers[0] if single else answers
+        return JSONResponse(answers[0] if single else answers, status_code=202)
 
     # ------------------------------------------------------------- runs
     @app.get("/v1/runs", tags=["runs"])
@@ -645,34 +646,21 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
             ]
         }
 
-    # ------------------------------------------------------------- SLA clocks
-    @app.get("/v1/sla/{object}/{record_id}", tags=["sla"])
-    async def sla_status(object: str, record_id: str, _: Principal = viewer) -> dict[str, Any]:
-        """A record's SLA clocks: policy, clock, due time, whether breached."""
-        if runner.reader().get_record(object, record_id) is None:
-            raise ApiError(404, f"no {object} '{record_id}'", code="not_found", field="path.record_id")
-        return {
-            "object": object,
-            "id": record_id,
-            "clocks": await committed(runner.sla_clocks(object, record_id)),
-        }
-
-    @app.post("/v1/sla/{object}/{record_id}/{clock}/revert", tags=["sla"])
-    async def sla_revert(
-        object: str, record_id: str, clock: str, principal: Principal = operator
-    ) -> dict[str, Any]:
-        """Undo a breach: restore the fields the breach actions changed."""
-        try:
-            return await committed(runner.sla_revert(object, record_id, clock, principal))
-        except SlaRevertUnsupported as exc:
-            raise ApiError(501, exc.message, code="unsupported") from None
-        except EngineError as exc:
-            raise ApiError(_engine_status(exc), exc.message, code="rejected", hint=exc.hint) from None
+    # ------------------------------------------------------------- SLA clocks (flowctl.runner.sla_api)
+    app.include_router(sla_router(runner, viewer=viewer, operator=operator, error=ApiError))
 
     # ------------------------------------------------------------- reports
     @app.get("/v1/stats", tags=["reports"])
     def stats(flow: str | None = None, since: str | None = None, _: Principal = viewer) -> dict[str, Any]:
-        return flow_stats(runner.reader(), runner_step_kinds(runner), flow=flow, since=_since(since))
+        reader = runner.reader()
+        started_after = _since(since)
+        out = flow_stats(reader, runner_step_kinds(runner), flow=flow, since=started_after)
+        version = reader.live_bundle_version()
+        # SLA achievement over the clocks started in the same window (docs/sla.md).
+        out["sla"] = sla_stats(
+            reader, runner.typed_bundle(version) if version else None, now=utcnow(), since=started_after
+        )
+        return out
 
     @app.get("/v1/reports/failures", tags=["reports"])
     def failures(flow: str | None = None, since: str | None = None, _: Principal = viewer) -> dict[str, Any]:
@@ -719,6 +707,7 @@ def runner_uptime(runner: Runner) -> float:
 def runner_step_kinds(runner: Runner) -> Callable[[str], dict[str, str]]:
     """flow → {step id: kind}, from the newest bundle version that has the flow (cached per version)."""
     from flowctl.engine.program import program_for
+    from flowctl.engine.sla_flows import flow_model
 
     cache: dict[str, dict[str, str]] = {}
     versions = sorted((v.version for v in runner.reader().bundle_versions()), reverse=True)
@@ -728,7 +717,11 @@ def runner_step_kinds(runner: Runner) -> Callable[[str], dict[str, str]]:
             found: dict[str, str] = {}
             for version in versions:
                 typed = runner.typed_bundle(version)
-                model = typed.flows.get(flow) if typed else None
+                try:
+                    # SLA action lists run as flows named sla:<policy>:on_breach, ...
+                    model = flow_model(typed, flow) if typed else None
+                except KeyError:
+                    model = None
                 if model is not None:
                     found = {sid: node.kind for sid, node in program_for(model).nodes.items()}
                     break

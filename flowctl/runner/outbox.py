@@ -171,6 +171,7 @@ class OutboxWorker:
             )
         for message in stranded:
             self._dispatch(message)
+        self._wake.set()  # pending rows from before the restart go out at once, not at the first poll
         self._thread.start()
 
     def wake(self) -> None:

@@ -1,4 +1,4 @@
-"""`flowctl stats` and `flowctl report failures`: aggregates over the runner's execution logs.
+"""`flowctl stats` and `flowctl report failures`: aggregates over the runner's execution logs and SLA clocks.
 
 The store answers with grouped counts (SQL does the heavy lifting); this
 module turns them into the documented JSON (docs/formats/api.md) and maps
@@ -14,6 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flowctl.connectors.errors import category
+from flowctl.engine.sla_clocks import NAMESPACE as SLA_NAMESPACE
+from flowctl.engine.sla_clocks import sla_figures, stored_clocks
+from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import ACTION_MODELS
 from flowctl.store.sqlite import SqliteStore
 
@@ -76,6 +79,16 @@ def flow_stats(
             }
         )
     return {"since": since.isoformat() if since else None, "flows": flows}
+
+
+def sla_stats(
+    store: SqliteStore, bundle: TypedBundle | None, *, now: dt.datetime, since: dt.datetime | None = None
+) -> dict[str, Any]:
+    """SLA achievement rate, breach count and average overdue time over the runner's clocks (docs/sla.md).
+
+    `bundle` is the live version: its calendars measure the overdue time of clocks still counting.
+    """
+    return sla_figures(stored_clocks(store.kv_items(SLA_NAMESPACE)), bundle, now, since)
 
 
 def failure_report(

@@ -49,6 +49,7 @@ class TimerLoop:
         self._again = False
         self._scheduled: dt.datetime | None = None
         self.fired_batches = 0
+        self._failures = 0
 
     def start(self) -> None:
         self.scheduler.add_job(
@@ -124,8 +125,16 @@ class TimerLoop:
                     target = min(due, soonest) if due is not None else soonest
                     self._scheduled = target
                 break
+            self._failures = 0
         except Exception:
-            log.exception("firing due timers failed; trying again shortly")
+            # The failed call rolled back, so the timer is still due: back off (1 s, 2 s, 4 s ... 60 s)
+            # rather than spin on a timer the engine cannot fire.
+            self._failures += 1
+            delay = min(60.0, 2.0 ** (self._failures - 1))
+            log.exception(
+                "firing due timers failed (%d in a row); trying again in %.0f s", self._failures, delay
+            )
+            target = self.clock() + dt.timedelta(seconds=delay)
             with self._lock:
                 self._running = False
                 self._scheduled = target

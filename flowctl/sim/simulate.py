@@ -131,7 +131,9 @@ def simulate_flow(
     elif flow.object is not None and chosen not in ("none",):
         raise ProjectError(f"flow '{flow_name}' runs on {flow.object} records; pass --record FILE_OR_ID")
 
-    sim = Simulator(TypedBundle.from_project(project), start_at=start, flows=[flow_name],
+    # SLA policies on the flow's object stay active, so the trace shows their clocks next to the flow.
+    policies = [n for n, p in project.sla_policies.items() if flow.object is not None and p.object == flow.object]
+    sim = Simulator(TypedBundle.from_project(project), start_at=start, flows=[flow_name, *policies],
                     faults=parse_faults(flow_name, faults or []))
     target_key = (str(target["object"]), str(target["id"])) if target else None
     others = [r for r in context if (str(r["object"]), str(r["id"])) != target_key]

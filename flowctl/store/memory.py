@@ -144,6 +144,12 @@ class MemoryStore:
     def kv_delete(self, namespace: str, key: str) -> None:
         self._kv.pop((namespace, key), None)
 
+    def kv_items(self, namespace: str) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of a namespace, by key (reports read the SLA clocks this way)."""
+        for (ns, key), value in sorted(self._kv.items(), key=lambda kv: kv[0][1]):
+            if ns == namespace:
+                yield key, value
+
     # ------------------------------------------------------------- records
     def get_record(self, object: str, record_id: str) -> Record | None:
         return self._out(self._records.get((object, record_id)))

@@ -243,6 +243,54 @@ def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
 
+# The write-behind buffers' statements. Parameters end with the row's data JSON.
+_UPSERT_SQL: dict[str, str] = {
+    "records": (
+        "INSERT INTO records (object, id, deleted, updated_at, data) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (object, id) DO UPDATE SET deleted = excluded.deleted, updated_at = excluded.updated_at, "
+        "data = excluded.data"
+    ),
+    "runs": (
+        "INSERT INTO runs (id, flow, version, object, record_id, status, parent_run_id, started_at, ended_at, "
+        "error_class, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "status = excluded.status, ended_at = excluded.ended_at, error_class = excluded.error_class, "
+        "data = excluded.data"
+    ),
+    "step_attempts": (
+        "INSERT INTO step_attempts (run_id, step, attempt, flow, status, error_class, started_at, ended_at, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step, attempt) DO UPDATE SET "
+        "status = excluded.status, error_class = excluded.error_class, ended_at = excluded.ended_at, "
+        "data = excluded.data"
+    ),
+    "tasks": (
+        "INSERT INTO tasks (id, kind, run_id, step, assignee, status, created_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET assignee = excluded.assignee, status = excluded.status, data = excluded.data"
+    ),
+    "messages": (
+        "INSERT INTO messages (id, idempotency_key, channel, status, run_id, created_at, sent_at, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+        "sent_at = excluded.sent_at, data = excluded.data"
+    ),
+    "timers": (
+        "INSERT INTO timers (id, seq, kind, due_at, owner, run_id, status, created_at, data) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, kind = excluded.kind, "
+        "due_at = excluded.due_at, owner = excluded.owner, run_id = excluded.run_id, status = excluded.status, "
+        "data = excluded.data"
+    ),
+    "processed_events": (
+        "INSERT INTO processed_events (idempotency_key, event_id, at, data) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (idempotency_key) DO UPDATE SET event_id = excluded.event_id, data = excluded.data"
+    ),
+}
+_APPEND_SQL: dict[str, str] = {
+    "trace": "INSERT INTO trace (seq, at, kind, run_id, data) VALUES (?, ?, ?, ?, ?)",
+    "timeline": "INSERT INTO timeline (seq, object, record_id, at, run_id, data) VALUES (?, ?, ?, ?, ?, ?)",
+    "events": (
+        "INSERT INTO events (event_id, received_at, idempotency_key, duplicate, data) VALUES (?, ?, ?, ?, ?)"
+    ),
+}
+
+
 # --------------------------------------------------------------------------- runner-side rows
 
 
@@ -356,12 +404,21 @@ class SqliteStore:
         self.trace_hook: Callable[[TraceEntry], None] | None = None
         self._observed: list[Observation] = []
         self._committed: list[Observation] = []
-        # Append-only rows written in bulk at commit (or before a read of their table).
-        self._trace_rows: list[tuple[Any, ...]] = []
-        self._timeline_rows: list[tuple[Any, ...]] = []
-        # Records read or written in the current transaction, as stored JSON: the
-        # engine reads the triggering record several times per call.
+        # Write-behind buffers: rows are written with one executemany per table when
+        # the transaction commits or before SQL reads a buffered table, so an engine
+        # call costs a few statements instead of dozens (each sqlite3 call releases
+        # and re-takes the GIL, which the API's event loop competes for).
+        # Upserts keep the last row per primary key; the data JSON is the last field.
+        self._upserts: dict[str, dict[Any, tuple[Any, ...]]] = {table: {} for table in _UPSERT_SQL}
+        self._appends: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _APPEND_SQL}
+        # Undo log for savepoints: how to bring the buffers back to a savepoint's start
+        # (SQLite's ROLLBACK TO restores the rows already flushed).
+        self._journal: list[tuple[Any, ...]] = []
+        self._marks: list[int] = []
+        # Records read in the current transaction, as stored JSON: the engine reads
+        # the triggering record several times per call.
         self._records: dict[tuple[str, str], str | None] = {}
+        self._kv: dict[tuple[str, str], str | None] = {}  # likewise for the engine's kv reads
 
     @classmethod
     def open(cls, path: Path | str, *, readonly: bool = False) -> SqliteStore:
@@ -389,24 +446,32 @@ class SqliteStore:
                 self._depth = 1
                 try:
                     yield
-                    self._flush_appends()
+                    self._flush()
                     self._flush_counters()
                     self.conn.execute("COMMIT")
                 except BaseException:
                     self.conn.execute("ROLLBACK")
                     self._observed.clear()
-                    self._trace_rows.clear()
-                    self._timeline_rows.clear()
+                    self._discard_buffers()
                     raise
                 finally:
                     self._depth = 0
                     self._records.clear()
+                    self._kv.clear()
+                    self._journal.clear()
+                    self._marks.clear()
                 self._committed.extend(self._observed)
                 self._observed.clear()
+            elif self._marks:
+                # Inside a savepoint already (the writer gives every engine call one, and the
+                # engine opens its own transaction inside it): join it, like a nested
+                # `atomic(savepoint=False)`. An error still rolls the enclosing savepoint back.
+                yield
             else:
                 self._savepoints += 1
                 name = f"sp{self._savepoints}"
-                marks = (len(self._observed), len(self._trace_rows), len(self._timeline_rows))
+                observed = len(self._observed)
+                self._marks.append(len(self._journal))
                 self.conn.execute(f"SAVEPOINT {name}")
                 self._depth += 1
                 try:
@@ -415,29 +480,75 @@ class SqliteStore:
                 except BaseException:
                     self.conn.execute(f"ROLLBACK TO {name}")
                     self.conn.execute(f"RELEASE {name}")
-                    del self._observed[marks[0] :]
-                    del self._trace_rows[marks[1] :]
-                    del self._timeline_rows[marks[2] :]
+                    del self._observed[observed:]
+                    self._undo_to(self._marks[-1])
                     self._records.clear()
+                    self._kv.clear()
                     raise
                 finally:
                     self._depth -= 1
+                    self._marks.pop()
+                    if not self._marks:
+                        self._journal.clear()  # only savepoints need the undo log
 
-    def _flush_appends(self) -> None:
-        """Write the buffered trace and timeline rows (append-only tables, inserted in bulk)."""
-        if self._trace_rows:
-            self.conn.executemany(
-                "INSERT INTO trace (seq, at, kind, run_id, data) VALUES (?, ?, ?, ?, ?)", self._trace_rows
-            )
-            self.statements += len(self._trace_rows)
-            self._trace_rows.clear()
-        if self._timeline_rows:
-            self.conn.executemany(
-                "INSERT INTO timeline (seq, object, record_id, at, run_id, data) VALUES (?, ?, ?, ?, ?, ?)",
-                self._timeline_rows,
-            )
-            self.statements += len(self._timeline_rows)
-            self._timeline_rows.clear()
+    def _buffer_put(self, table: str, key: Any, row: tuple[Any, ...]) -> None:
+        rows = self._upserts[table]
+        if self._marks:
+            self._journal.append(("put", table, key, rows.get(key)))
+        rows[key] = row
+
+    def _buffer_append(self, table: str, row: tuple[Any, ...]) -> None:
+        self._appends[table].append(row)
+        if self._marks:
+            self._journal.append(("append", table))
+
+    def _buffered(self, table: str, key: Any) -> str | None:
+        """The data JSON of a buffered row, or None when the row is not buffered."""
+        row = self._upserts[table].get(key)
+        return None if row is None else str(row[-1])
+
+    def _flush(self, *tables: str) -> None:
+        """Write the buffered rows of `tables` (all when none is named): before a commit, or before
+        SQL reads one of them."""
+        for table, rows in self._upserts.items():
+            if rows and (not tables or table in tables):
+                self.conn.executemany(_UPSERT_SQL[table], list(rows.values()))
+                self.statements += len(rows)
+                if self._marks:
+                    self._journal.append(("flush", table, rows))
+                self._upserts[table] = {}
+        for table, items in self._appends.items():
+            if items and (not tables or table in tables):
+                self.conn.executemany(_APPEND_SQL[table], items)
+                self.statements += len(items)
+                if self._marks:
+                    self._journal.append(("flush", table, items))
+                self._appends[table] = []
+
+    def _undo_to(self, mark: int) -> None:
+        """Bring the buffers back to what they held when the journal had `mark` entries."""
+        while len(self._journal) > mark:
+            entry = self._journal.pop()
+            if entry[0] == "put":
+                _, table, key, previous = entry
+                if previous is None:
+                    self._upserts[table].pop(key, None)
+                else:
+                    self._upserts[table][key] = previous
+            elif entry[0] == "append":
+                self._appends[entry[1]].pop()
+            else:  # a flush inside the savepoint: ROLLBACK TO took those rows out of SQL again
+                _, table, snapshot = entry
+                if table in self._upserts:
+                    self._upserts[table] = snapshot
+                else:
+                    self._appends[table] = snapshot
+
+    def _discard_buffers(self) -> None:
+        for table in self._upserts:
+            self._upserts[table] = {}
+        for table in self._appends:
+            self._appends[table] = []
 
     def take_committed(self) -> list[Observation]:
         """What committed transactions did since the last call (only when `observe` is on)."""
@@ -488,26 +599,44 @@ class SqliteStore:
         self._dirty_counters.clear()
 
     def kv_get(self, namespace: str, key: str) -> Any:
+        cache_key = (namespace, key)
+        if self._depth and cache_key in self._kv:
+            cached = self._kv[cache_key]
+            return None if cached is None else json.loads(cached)
         row = self.conn.execute(
             "SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key)
         ).fetchone()
+        if self._depth:
+            self._kv[cache_key] = None if row is None else row[0]
         return None if row is None else json.loads(row[0])
 
     def kv_put(self, namespace: str, key: str, value: Any) -> None:
         with self._write():
+            text = json.dumps(value, default=str)
             self._exec(
                 "INSERT INTO kv (namespace, key, value) VALUES (?, ?, ?) "
                 "ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
-                (namespace, key, json.dumps(value, default=str)),
+                (namespace, key, text),
             )
+            self._kv[(namespace, key)] = text
 
     def kv_delete(self, namespace: str, key: str) -> None:
         with self._write():
             self._exec("DELETE FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+            self._kv[(namespace, key)] = None
+
+    def kv_items(self, namespace: str) -> Iterator[tuple[str, Any]]:
+        """Every (key, value) of a namespace, by key (reports read the SLA clocks this way)."""
+        rows = self.conn.execute("SELECT key, value FROM kv WHERE namespace = ? ORDER BY key", (namespace,))
+        for key, value in rows.fetchall():
+            yield key, json.loads(value)
 
     # ------------------------------------------------------------- records
     def get_record(self, object: str, record_id: str) -> Record | None:
         key = (object, record_id)
+        buffered = self._buffered("records", key)
+        if buffered is not None:
+            return _load(Record, buffered)
         if self._depth and key in self._records:
             data = self._records[key]
             return None if data is None else _load(Record, data)
@@ -520,16 +649,11 @@ class SqliteStore:
 
     def put_record(self, record: Record) -> None:
         with self._write():
-            data = _dump(record)
-            self._exec(
-                "INSERT INTO records (object, id, deleted, updated_at, data) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (object, id) DO UPDATE SET deleted = excluded.deleted, "
-                "updated_at = excluded.updated_at, data = excluded.data",
-                (record.object, record.id, int(record.deleted), ts(record.updated_at), data),
-            )
-            self._records[(record.object, record.id)] = data
+            row = (record.object, record.id, int(record.deleted), ts(record.updated_at), _dump(record))
+            self._buffer_put("records", (record.object, record.id), row)
 
     def records_of(self, object: str) -> Iterator[Record]:
+        self._flush("records")
         # Materialised first: the engine may write records while iterating.
         rows = self.conn.execute(
             "SELECT data FROM records WHERE object = ? AND deleted = 0 ORDER BY rid", (object,)
@@ -539,12 +663,13 @@ class SqliteStore:
 
     def add_timeline(self, entry: TimelineEntry) -> None:
         with self._write():
-            self._timeline_rows.append(
-                (entry.seq, entry.object, entry.record_id, ts(entry.at), entry.run_id, _dump(entry))
+            self._buffer_append(
+                "timeline",
+                (entry.seq, entry.object, entry.record_id, ts(entry.at), entry.run_id, _dump(entry)),
             )
 
     def timeline(self, object: str, record_id: str) -> list[TimelineEntry]:
-        self._flush_appends()
+        self._flush("timeline")
         rows = self.conn.execute(
             "SELECT data FROM timeline WHERE object = ? AND record_id = ? ORDER BY seq", (object, record_id)
         ).fetchall()
@@ -552,30 +677,28 @@ class SqliteStore:
 
     # ------------------------------------------------------------- runs and steps
     def get_run(self, run_id: str) -> Run | None:
+        buffered = self._buffered("runs", run_id)
+        if buffered is not None:
+            return _load(Run, buffered)
         row = self.conn.execute("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if row is None else _load(Run, row[0])
 
     def put_run(self, run: Run) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO runs (id, flow, version, object, record_id, status, parent_run_id, started_at, "
-                "ended_at, error_class, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at, "
-                "error_class = excluded.error_class, data = excluded.data",
-                (
-                    run.id,
-                    run.flow,
-                    run.version,
-                    run.object,
-                    run.record_id,
-                    run.status,
-                    run.parent_run_id,
-                    ts(run.started_at),
-                    ts(run.ended_at),
-                    run.error_class,
-                    _dump(run),
-                ),
+            row = (
+                run.id,
+                run.flow,
+                run.version,
+                run.object,
+                run.record_id,
+                run.status,
+                run.parent_run_id,
+                ts(run.started_at),
+                ts(run.ended_at),
+                run.error_class,
+                _dump(run),
             )
+            self._buffer_put("runs", run.id, row)
 
     def list_runs(
         self,
@@ -585,6 +708,7 @@ class SqliteStore:
         statuses: Iterable[str] | None = None,
         parent_run_id: str | None = None,
     ) -> list[Run]:
+        self._flush("runs")
         where: list[str] = []
         params: list[Any] = []
         if flow is not None:
@@ -607,23 +731,18 @@ class SqliteStore:
 
     def put_step_attempt(self, attempt: StepAttempt) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO step_attempts (run_id, step, attempt, flow, status, error_class, started_at, ended_at, "
-                "data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, step, attempt) DO UPDATE SET "
-                "status = excluded.status, error_class = excluded.error_class, ended_at = excluded.ended_at, "
-                "data = excluded.data",
-                (
-                    attempt.run_id,
-                    attempt.step,
-                    attempt.attempt,
-                    attempt.flow,
-                    attempt.status,
-                    attempt.error_class,
-                    ts(attempt.started_at),
-                    ts(attempt.ended_at),
-                    _dump(attempt),
-                ),
+            row = (
+                attempt.run_id,
+                attempt.step,
+                attempt.attempt,
+                attempt.flow,
+                attempt.status,
+                attempt.error_class,
+                ts(attempt.started_at),
+                ts(attempt.ended_at),
+                _dump(attempt),
             )
+            self._buffer_put("step_attempts", (attempt.run_id, attempt.step, attempt.attempt), row)
             if self.observe:
                 self._note(
                     "attempt",
@@ -633,6 +752,7 @@ class SqliteStore:
                 )
 
     def step_attempts(self, run_id: str) -> list[StepAttempt]:
+        self._flush("step_attempts")
         rows = self.conn.execute(
             "SELECT data FROM step_attempts WHERE run_id = ? ORDER BY n", (run_id,)
         ).fetchall()
@@ -640,26 +760,25 @@ class SqliteStore:
 
     # ------------------------------------------------------------- tasks
     def get_task(self, task_id: str) -> Task | None:
+        buffered = self._buffered("tasks", task_id)
+        if buffered is not None:
+            return _load(Task, buffered)
         row = self.conn.execute("SELECT data FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return None if row is None else _load(Task, row[0])
 
     def put_task(self, task: Task) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO tasks (id, kind, run_id, step, assignee, status, created_at, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET assignee = excluded.assignee, "
-                "status = excluded.status, data = excluded.data",
-                (
-                    task.id,
-                    task.kind,
-                    task.run_id,
-                    task.step,
-                    task.assignee,
-                    task.status,
-                    ts(task.created_at),
-                    _dump(task),
-                ),
+            row = (
+                task.id,
+                task.kind,
+                task.run_id,
+                task.step,
+                task.assignee,
+                task.status,
+                ts(task.created_at),
+                _dump(task),
             )
+            self._buffer_put("tasks", task.id, row)
 
     def list_tasks(
         self,
@@ -669,6 +788,7 @@ class SqliteStore:
         assignee: str | None = None,
         open_only: bool = False,
     ) -> list[Task]:
+        self._flush("tasks")
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("run_id", run_id), ("step", step), ("assignee", assignee)):
@@ -683,26 +803,25 @@ class SqliteStore:
 
     # ------------------------------------------------------------- outbox
     def get_message(self, message_id: str) -> Message | None:
+        buffered = self._buffered("messages", message_id)
+        if buffered is not None:
+            return _load(Message, buffered)
         row = self.conn.execute("SELECT data FROM messages WHERE id = ?", (message_id,)).fetchone()
         return None if row is None else _load(Message, row[0])
 
     def put_message(self, message: Message) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO messages (id, idempotency_key, channel, status, run_id, created_at, sent_at, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-                "sent_at = excluded.sent_at, data = excluded.data",
-                (
-                    message.id,
-                    message.idempotency_key,
-                    message.channel,
-                    message.status,
-                    message.run_id,
-                    ts(message.created_at),
-                    ts(message.sent_at),
-                    _dump(message),
-                ),
+            row = (
+                message.id,
+                message.idempotency_key,
+                message.channel,
+                message.status,
+                message.run_id,
+                ts(message.created_at),
+                ts(message.sent_at),
+                _dump(message),
             )
+            self._buffer_put("messages", message.id, row)
             if self.observe:
                 self._note("message", MessageNote(message.status, message.channel))
 
@@ -710,6 +829,7 @@ class SqliteStore:
         return self.messages_in_status("pending", limit=limit)
 
     def messages_in_status(self, status: str, *, limit: int | None = None) -> list[Message]:
+        self._flush("messages")
         sql = "SELECT data FROM messages WHERE status = ? ORDER BY n"
         params: list[Any] = [status]
         if limit is not None:
@@ -718,6 +838,7 @@ class SqliteStore:
         return [_load(Message, r[0]) for r in self.conn.execute(sql, params).fetchall()]
 
     def list_messages(self, *, run_id: str | None = None) -> list[Message]:
+        self._flush("messages")
         if run_id is None:
             rows = self.conn.execute("SELECT data FROM messages ORDER BY n").fetchall()
         else:
@@ -752,27 +873,25 @@ class SqliteStore:
 
     def put_timer(self, timer: Timer) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO timers (id, seq, kind, due_at, owner, run_id, status, created_at, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, "
-                "kind = excluded.kind, due_at = excluded.due_at, owner = excluded.owner, run_id = excluded.run_id, "
-                "status = excluded.status, data = excluded.data",
-                (
-                    timer.id,
-                    timer.seq,
-                    timer.kind,
-                    ts(timer.due_at),
-                    timer.owner,
-                    timer.run_id,
-                    timer.status,
-                    ts(timer.created_at),
-                    _dump(timer),
-                ),
+            row = (
+                timer.id,
+                timer.seq,
+                timer.kind,
+                ts(timer.due_at),
+                timer.owner,
+                timer.run_id,
+                timer.status,
+                ts(timer.created_at),
+                _dump(timer),
             )
+            self._buffer_put("timers", timer.id, row)
             if self.observe:
                 self._note("timer", TimerNote(timer.status, timer.due_at))
 
     def get_timer(self, timer_id: str) -> Timer | None:
+        buffered = self._buffered("timers", timer_id)
+        if buffered is not None:
+            return _load(Timer, buffered)
         row = self.conn.execute("SELECT data FROM timers WHERE id = ?", (timer_id,)).fetchone()
         return None if row is None else _load(Timer, row[0])
 
@@ -786,9 +905,11 @@ class SqliteStore:
             sql += " AND kind = ?"
             params.append(kind)
         with self._write():
+            self._flush("timers")
             return self._exec(sql, params).rowcount
 
     def due_timers(self, now: dt.datetime, limit: int | None = None) -> list[Timer]:
+        self._flush("timers")
         sql = "SELECT data FROM timers WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, seq"
         params: list[Any] = [ts(now)]
         if limit is not None:
@@ -797,11 +918,15 @@ class SqliteStore:
         return [_load(Timer, r[0]) for r in self.conn.execute(sql, params).fetchall()]
 
     def next_due(self) -> dt.datetime | None:
+        self._flush("timers")
         row = self.conn.execute("SELECT min(due_at) FROM timers WHERE status = 'pending'").fetchone()
         return parse_ts(row[0]) if row and row[0] else None
 
     # ------------------------------------------------------------- events and trace
     def get_processed(self, idempotency_key: str) -> ProcessedEvent | None:
+        buffered = self._buffered("processed_events", idempotency_key)
+        if buffered is not None:
+            return _load(ProcessedEvent, buffered)
         row = self.conn.execute(
             "SELECT data FROM processed_events WHERE idempotency_key = ?", (idempotency_key,)
         ).fetchone()
@@ -809,22 +934,19 @@ class SqliteStore:
 
     def put_processed(self, processed: ProcessedEvent) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO processed_events (idempotency_key, event_id, at, data) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (idempotency_key) DO UPDATE SET event_id = excluded.event_id, data = excluded.data",
-                (processed.idempotency_key, processed.event_id, ts(processed.at), _dump(processed)),
-            )
+            row = (processed.idempotency_key, processed.event_id, ts(processed.at), _dump(processed))
+            self._buffer_put("processed_events", processed.idempotency_key, row)
 
     def append_trace(self, entry: TraceEntry) -> None:
         with self._write():
-            self._trace_rows.append((entry.seq, ts(entry.at), entry.kind, entry.run_id, _dump(entry)))
+            self._buffer_append("trace", (entry.seq, ts(entry.at), entry.kind, entry.run_id, _dump(entry)))
             if self.observe:
                 self._note("trace", entry)
             if self.trace_hook is not None:
                 self.trace_hook(entry)
 
     def trace(self, *, run_id: str | None = None, since_seq: int = 0) -> list[TraceEntry]:
-        self._flush_appends()
+        self._flush("trace")
         if run_id is None:
             rows = self.conn.execute(
                 "SELECT data FROM trace WHERE seq > ? ORDER BY seq", (since_seq,)
@@ -847,12 +969,13 @@ class SqliteStore:
         duplicate: bool,
     ) -> None:
         with self._write():
-            self._exec(
-                "INSERT INTO events (event_id, received_at, idempotency_key, duplicate, data) VALUES (?, ?, ?, ?, ?)",
+            self._buffer_append(
+                "events",
                 (event_id, ts(received_at), idempotency_key, int(duplicate), json.dumps(body, default=str)),
             )
 
     def count_events(self) -> int:
+        self._flush("events")
         return int(self.conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
     # ------------------------------------------------------------- bundles
@@ -919,6 +1042,7 @@ class SqliteStore:
 
     def inflight(self) -> dict[str, dict[int, int]]:
         """Open (running + waiting) runs per flow and bundle version."""
+        self._flush("runs")
         statuses = sorted(OPEN_RUN_STATUSES)
         rows = self.conn.execute(
             f"SELECT flow, version, count(*) FROM runs WHERE status IN ({','.join('?' * len(statuses))}) "
@@ -1133,6 +1257,7 @@ class SqliteStore:
         limit: int = 50,
     ) -> list[tuple[int, Run]]:
         """Runs newest first, with their row number as a pagination cursor."""
+        self._flush("runs")
         where: list[str] = []
         params: list[Any] = []
         if flow is not None:
@@ -1170,6 +1295,7 @@ class SqliteStore:
         kind: str | None = None,
         limit: int = 200,
     ) -> list[Task]:
+        self._flush("tasks")
         where: list[str] = []
         params: list[Any] = []
         if statuses is not None:
@@ -1195,6 +1321,7 @@ class SqliteStore:
         status: str | None = None,
         limit: int = 200,
     ) -> list[Message]:
+        self._flush("messages")
         where: list[str] = []
         params: list[Any] = []
         for column, value in (("run_id", run_id), ("channel", channel), ("status", status)):
@@ -1210,6 +1337,7 @@ class SqliteStore:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Row counts by status for /v1/metrics and the Prometheus gauges."""
+        self._flush()
         out: dict[str, dict[str, int]] = {}
         for table in ("runs", "tasks", "messages", "timers"):
             rows = self.conn.execute(f"SELECT status, count(*) FROM {table} GROUP BY status").fetchall()
@@ -1233,6 +1361,7 @@ class SqliteStore:
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, str, int]]:
         """(flow, status, runs)."""
+        self._flush("runs")
         where, params = self._filters(flow, since, "started_at")
         sql = f"SELECT flow, status, count(*) FROM runs{where} GROUP BY flow, status ORDER BY flow, status"
         return [(r[0], r[1], int(r[2])) for r in self.conn.execute(sql, params).fetchall()]
@@ -1241,6 +1370,7 @@ class SqliteStore:
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, float]]:
         """(flow, seconds from start to end) of every finished run."""
+        self._flush("runs")
         where, params = self._filters(flow, since, "started_at")
         where += (" AND" if where else " WHERE") + " ended_at IS NOT NULL"
         sql = f"SELECT flow, (julianday(ended_at) - julianday(started_at)) * 86400.0 FROM runs{where}"
@@ -1250,6 +1380,7 @@ class SqliteStore:
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, str, str, str | None, int]]:
         """(flow, step, status, error_class, attempts)."""
+        self._flush("step_attempts")
         where, params = self._filters(flow, since, "started_at")
         sql = (
             f"SELECT flow, step, status, error_class, count(*) FROM step_attempts{where} "
@@ -1261,6 +1392,7 @@ class SqliteStore:
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, str, int, bool]]:
         """(flow, step, tries, finally succeeded) for every step of a run that failed at least one attempt."""
+        self._flush("step_attempts")
         where, params = self._filters(flow, since, "started_at")
         sql = (
             "SELECT flow, step, max(attempt), max(status = 'succeeded') FROM step_attempts"
@@ -1269,6 +1401,7 @@ class SqliteStore:
         return [(r[0], r[1], int(r[2]), bool(r[3])) for r in self.conn.execute(sql, params).fetchall()]
 
     def compensation_tasks(self, *, flow: str | None = None, since: dt.datetime | None = None) -> list[Task]:
+        self._flush("tasks")
         sql = "SELECT data FROM tasks WHERE kind = 'compensation'"
         params: list[Any] = []
         if flow is not None:
@@ -1283,6 +1416,7 @@ class SqliteStore:
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str | None, str, str, str | None, int]]:
         """(flow, channel, status, error_class, messages)."""
+        self._flush("messages")
         where: list[str] = []
         params: list[Any] = []
         if flow is not None:
@@ -1313,7 +1447,7 @@ class SqliteStore:
         done = {"sent", "failed"}
         counts: dict[str, int] = {}
         with self._write():
-            self._flush_appends()
+            self._flush()
             old_runs = [
                 r[0]
                 for r in self.conn.execute(
@@ -1347,7 +1481,7 @@ class SqliteStore:
         return counts
 
     def table_counts(self) -> dict[str, int]:
-        self._flush_appends()
+        self._flush()
         names = [
             "records",
             "timeline",

@@ -64,18 +64,11 @@ def test_validate_accepts_the_repository_strictly() -> None:
     assert result.exit_code == 0, result.output
 
 
-# Until SLA clocks land in the engine, `flowctl test` reports sla expectations with this phrase;
-# the SLA tests (whose other expectations follow from the clocks too) are then expected to fail.
-SLA_NOT_YET = "does not run SLA clocks"
-
-
 @pytest.mark.parametrize("test_file", sorted(p.name for p in (ROOT / "tests/flows").glob("*.yaml")))
 def test_flow_test_passes(test_file: str) -> None:
     if not _registered("test"):
         pytest.skip("flowctl test is not part of this build yet")
     result = CliRunner().invoke(app, ["test", str(ROOT / "tests/flows" / test_file)])
-    if result.exit_code != 0 and SLA_NOT_YET in result.output:
-        pytest.xfail(f"{test_file}: the engine does not run SLA clocks yet")
     assert result.exit_code == 0, result.output
 
 

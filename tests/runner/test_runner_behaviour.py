@@ -265,3 +265,75 @@ def test_client_errors_are_one_clear_message(api: Api) -> None:
         client.send_events({"object": "contact"})
     assert client.get_bundle()["version"] == 0
     assert json.loads(json.dumps(client.inflight())) == {}
+
+
+def test_the_timer_loop_wakes_at_the_due_time_and_backs_off_on_failure() -> None:
+    from flowctl.runner.scheduler import TimerLoop
+
+    due: list[dt.datetime] = []
+    fired: list[dt.datetime] = []
+    failures = {"left": 0}
+
+    def fire(now: dt.datetime) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("engine failed")
+        fired.append(now)
+        due[:] = [d for d in due if d > now]
+
+    loop = TimerLoop(fire, lambda: min(due) if due else None, max_sleep=30)
+    loop.start()
+    try:
+        time.sleep(0.1)
+        assert fired == []  # nothing due: the loop sleeps
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.3)
+        due.append(when)
+        loop.wake_at(when)  # what the runner does after a commit that wrote a timer
+        deadline = time.monotonic() + 5
+        while not fired and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert fired and when <= fired[0] < when + dt.timedelta(seconds=0.5)
+        failures["left"] = 1
+        again = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.1)
+        due.append(again)
+        loop.wake_at(again)
+        deadline = time.monotonic() + 5
+        while len(fired) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(fired) == 2 and fired[1] >= again + dt.timedelta(
+            seconds=0.9
+        )  # retried after a 1 s back-off
+    finally:
+        loop.stop()
+
+
+def test_a_failed_run_is_retried_from_its_failed_step(api: Api) -> None:
+    hook = FakeHttp().start()
+    try:
+        hook.script("/erp", [Reply(500, {"error": "down"})])
+        apply(
+            api,
+            CONTACT,
+            flow(
+                "push",
+                [
+                    {"id": "mark", "action": "log", "message": "start"},
+                    {"id": "send", "action": "webhook", "url": f"{hook.url}/erp"},
+                ],
+            ),
+        )
+        api.post("/v1/events", contact_created("c-1"))
+        run_id = api.post("/v1/events", custom("push", "c-1")).json()["runs"][0]
+        api.wait_for(lambda: api.run_status(run_id) == "failed")
+        assert api.post(f"/v1/runs/{run_id}/retry", token=api.token("viewer")).status_code == 403
+        r = api.post(f"/v1/runs/{run_id}/retry", token=api.token("operator"))
+        assert r.status_code == 200
+        api.wait_for(lambda: api.run_status(run_id) == "succeeded")
+        detail = api.get(f"/v1/runs/{run_id}").json()
+        assert (detail["steps"][0]["step"], detail["steps"][0]["status"]) == ("mark", "succeeded")
+        assert [s["status"] for s in detail["steps"] if s["step"] == "send"][-1] == "succeeded"
+        assert len([s for s in detail["steps"] if s["step"] == "mark"]) == 1  # not re-run
+        assert len(hook.to("/erp")) == 2
+        assert api.post(f"/v1/runs/{run_id}/retry").status_code == 409  # nothing left to retry
+    finally:
+        hook.stop()
