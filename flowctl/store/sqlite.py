@@ -651,6 +651,10 @@ class SqliteStore:
         with self._write():
             row = (record.object, record.id, int(record.deleted), ts(record.updated_at), _dump(record))
             self._buffer_put("records", (record.object, record.id), row)
+            # Keep the read cache in step: a flush empties the buffer, and a stale cached
+            # "absent" from before this write would then hide the record.
+            if self._depth:
+                self._records[(record.object, record.id)] = row[-1]
 
     def records_of(self, object: str) -> Iterator[Record]:
         self._flush("records")
