@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flowctl.engine.state import Record, TimelineEntry
+from flowctl.engine.store import Store
 from flowctl.errors import FlowctlError, ProjectError
 from flowctl.lang.durations import Duration, is_duration
 from flowctl.resources.bundle import TypedBundle
@@ -198,7 +200,10 @@ def _world(sim: Simulator) -> World:
     return World(runs=runs, sent=sim.connectors.sent, tasks=tasks, record=record, timeline=timeline, sla=sla)
 
 
-def run_flow_test(project: Project, bundle: TypedBundle, test: FlowTest, source: Source) -> TestResult:
+def run_flow_test(
+    project: Project, bundle: TypedBundle, test: FlowTest, source: Source, *, store: Store | None = None
+) -> TestResult:
+    """Run one flow test; `store` (default: a fresh MemoryStore) must be empty and is left with the end state."""
     started = time.perf_counter()
     line = source.range(("name",)).line
     result = TestResult(name=test.name, file=source.file, line=line, passed=False)
@@ -208,7 +213,8 @@ def run_flow_test(project: Project, bundle: TypedBundle, test: FlowTest, source:
     sim: Simulator | None = None
     try:
         fixtures = load_records(project, test.records, base=(project.root / source.file).parent)
-        sim = Simulator(bundle, start_at=start_at, faults=test.faults, stubs=test.stubs, flows=test.flows)
+        sim = Simulator(bundle, start_at=start_at, faults=test.faults, stubs=test.stubs, flows=test.flows,
+                        store=store)
         script = _Script(sim, fixtures, test)
         sim.load(script.loaded)
         sim.activate()
@@ -246,8 +252,12 @@ def _in_scope(file: str, scope: str) -> bool:
     return not scope or file == scope or file.startswith(scope.rstrip("/") + "/")
 
 
-def run_flow_tests(path: Path | str = ".", *, name_filter: str | None = None) -> TestReport:
+def run_flow_tests(
+    path: Path | str = ".", *, name_filter: str | None = None, store_factory: Callable[[], Store] | None = None
+) -> TestReport:
     """Run the flow tests under `path` (a repository, a folder of tests or one test file).
+
+    `store_factory` makes each test's (empty) store; default a fresh MemoryStore per test.
 
     Raises ProjectError when the repository does not load or validate: tests of
     an invalid tree would test something other than what the files say.
@@ -290,5 +300,6 @@ def run_flow_tests(path: Path | str = ".", *, name_filter: str | None = None) ->
             continue
         if name_filter and name_filter.lower() not in test.name.lower():
             continue
-        results.append(run_flow_test(project, bundle, test, source))
+        store = store_factory() if store_factory is not None else None
+        results.append(run_flow_test(project, bundle, test, source, store=store))
     return TestReport(root=root, results=results, seconds=time.perf_counter() - began)

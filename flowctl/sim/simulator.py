@@ -6,6 +6,10 @@ instant, scripted input (events, task completions) goes before timers
 in due order, ties in creation order. Outbound messages are delivered at the
 instant they are written, through recording connectors, and reported back to
 the engine exactly as the runner's outbox worker does.
+
+The store is the in-memory one by default; any `Store` works (the parity
+tests run every flow test on the runner's SQLite store too, to prove that the
+two shells behave the same).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from flowctl.engine.api import Engine
 from flowctl.engine.records import new_record
 from flowctl.engine.sla import installed_hook
 from flowctl.engine.state import Event, IngestResult, Task
-from flowctl.engine.store import StaticBundles
+from flowctl.engine.store import StaticBundles, Store
 from flowctl.errors import FlowctlError
 from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import Fault, Stub
@@ -86,9 +90,11 @@ class Simulator:
         stubs: Iterable[Stub] = (),
         flows: Iterable[str] | None = None,
         isolate: bool = True,
+        store: Store | None = None,
     ) -> None:
+        """`store`: where the engine keeps its state; default a fresh MemoryStore (`isolate` applies to it only)."""
         self.bundle = narrow(bundle, flows)
-        self.store = MemoryStore(isolate=isolate)
+        self.store: Store = store if store is not None else MemoryStore(isolate=isolate)
         self.connectors = RecordingConnectors(faults, stubs)
         self.engine = Engine(
             self.store,
