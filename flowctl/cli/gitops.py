@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from flowctl.cli.common import console, err_console, handle_errors, print_json
+from flowctl.cli.ops import _show as show_table
 from flowctl.errors import FlowctlError
 from flowctl.gitops.apply import ApplyResult, check_valid, execute_apply, prepare_apply
 from flowctl.gitops.diff import diff_bundles
@@ -264,7 +265,7 @@ def history(
     if fmt is DiffFormat.json:
         print_json(history_json(result))
     else:
-        console.print(history_table(result))
+        show_table(history_table(result))  # piped (CI logs): one line per publish, not wrapped at 80 columns
 
 
 def register(app: typer.Typer) -> None:

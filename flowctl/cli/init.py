@@ -41,7 +41,7 @@ def init(
     where = str(directory)
     steps = [] if directory.resolve() == Path.cwd().resolve() else [f"cd {where}"]
     steps += [
-        "git init && git add -A && git commit -m 'first flows'",
+        "git init -b main && git add -A && git commit -m 'first flows'   # main: the publish branch",
         "flowctl validate                     # check the YAML",
         "flowctl test                         # run tests/flows on a virtual clock",
         "flowctl graph welcome-new-contact    # draw the example flow",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flowctl import __version__
+from flowctl.cli.usage_errors import ExitOneOnUsageError
 
 app = typer.Typer(
     name="flowctl",
@@ -16,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=ExitOneOnUsageError,
 )
 
 

@@ -474,7 +474,8 @@ def tasks_complete(
         return
     console.print(
         f"{task['id']}: {task['status']} ({task['decision']}) by {task.get('by') or '-'}"
-        + (f"; run {task['run_id']} continues" if task.get("run_id") else "")
+        # A plain create_task task is a to-do: its run never waits on it, so completing it moves nothing.
+        + (f"; run {task['run_id']} continues" if task.get("run_id") and task.get("kind") != "task" else "")
     )
 
 

@@ -421,7 +421,8 @@ def merge_duplicates(sc: StepContext) -> Outcome:
     since = Duration(-window.amount, window.unit).add_to(record.created_at, sc.tz)
     key = [record.fields.get(f) for f in step.match]
     if any(v in (None, "", []) for v in key):
-        return Outcome.done(record.id, original=record.id, reason="match fields empty")
+        # `reason` is an Outcome field, not trace detail (as detail it collided with the trace's own `reason`).
+        return Outcome("next", output=record.id, reason="match fields empty", detail={"original": record.id})
     original: Record | None = None
     for other in sc.rt.store.records_of(record.object):
         if other.id == record.id or other.fields.get("status") == "merged":

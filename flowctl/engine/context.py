@@ -23,6 +23,9 @@ from flowctl.resources.models import FieldDef
 
 # How deep `record.a.b.c` may follow references; guards against reference cycles.
 _MAX_REF_DEPTH = 5
+# §10.3: every trigger snapshot has these keys, so `{{ trigger.name }}` on a record trigger is
+# null rather than an undefined-variable failure after validate accepted it.
+TRIGGER_DEFAULTS: dict[str, Any] = {"type": None, "name": None, "data": {}, "changed": [], "before": {}}
 
 
 class RecordView:
@@ -167,7 +170,7 @@ def template_context(
     if record is not None:
         ctx["record"] = RecordView(rt, bundle, record)
     if run is not None:
-        ctx["trigger"] = run.trigger
+        ctx["trigger"] = {**TRIGGER_DEFAULTS, **run.trigger}
         ctx["run"] = {"id": run.id, "started_at": run.started_at, "flow": run.flow, "version": run.version}
         ctx["steps"] = {sid: {"output": out} for sid, out in run.outputs.items()}
         if run.trigger.get("type") == "sla":

@@ -681,6 +681,11 @@ def _condition_key(object_name: str, record_id: str) -> str:
     return f"{object_name}:{record_id}"
 
 
+def _waits_on_condition(rt: Runtime, run_id: str) -> bool:
+    run = rt.store.get_run(run_id)
+    return run is not None and run.status == "waiting" and run.waiting is not None and run.waiting.kind == "condition"
+
+
 def recheck_conditions(rt: Runtime, object_name: str, record_id: str) -> None:
     """Runs waiting `until_condition` on this record: continue those whose condition now holds."""
     key = _condition_key(object_name, record_id)
@@ -704,8 +709,10 @@ def recheck_conditions(rt: Runtime, object_name: str, record_id: str) -> None:
             _cancel_timer(rt, run)
             _resume(rt, run, node, Outcome.done(None, condition="became true"))
     current = rt.store.kv_get("condition_waits", key) or []
-    # Keep ids added while resuming (a run that waits on a condition again), drop those that moved on.
-    merged = [r for r in current if r in still or r not in run_ids]
+    # The runs that still wait: those not resumed (`still`), then those that began waiting while others
+    # resumed (a resumed run that waits on a condition again is one of them). `current` alone is not
+    # enough: it is the index as last written, before the runs checked after that write.
+    merged = [r for r in dict.fromkeys([*still, *current]) if _waits_on_condition(rt, r)]
     if merged:
         rt.store.kv_put("condition_waits", key, merged)
     else:

@@ -22,6 +22,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -714,16 +715,31 @@ class Calendar(ResourceBase):
                     raise ValueError(f"intervals of '{spec}' overlap")
         return value
 
-    @model_validator(mode="after")
-    def _country(self) -> Calendar:
-        if self.holidays_country:
+    # Field validators (not a model validator) so that validate points at the offending key's line.
+    @field_validator("holidays_country")
+    @classmethod
+    def _country(cls, value: str | None) -> str | None:
+        if value:
             import holidays
 
             try:
-                holidays.country_holidays(self.holidays_country, subdiv=self.holidays_subdivision)
+                holidays.country_holidays(value)
             except NotImplementedError:
-                raise ValueError(f"unknown holidays_country/subdivision '{self.holidays_country}'") from None
-        return self
+                raise ValueError(f"unknown holidays_country '{value}' (an ISO code such as US, DE, CN)") from None
+        return value
+
+    @field_validator("holidays_subdivision")
+    @classmethod
+    def _subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holidays_country")
+        if value and country:
+            import holidays
+
+            try:
+                holidays.country_holidays(country, subdiv=value)
+            except NotImplementedError:
+                raise ValueError(f"unknown holidays_subdivision '{value}' of {country}") from None
+        return value
 
 
 class SlaTarget(StrictModel):

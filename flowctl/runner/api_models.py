@@ -59,7 +59,13 @@ class EventIn(ApiModel):
         return out
 
     def to_event(self) -> Event:
-        return Event.model_validate(self.model_dump(exclude_none=True))
+        # Validated already (the same fields, stricter): build the engine's Event without a second
+        # validation. Unset optional fields stay out, as `model_dump(exclude_none=True)` left them;
+        # `occurred_at` gets the normalisation Event's validator would apply (aware → UTC).
+        values = {k: v for k, v in self.__dict__.items() if v is not None}
+        if self.occurred_at is not None:
+            values["occurred_at"] = self.occurred_at.astimezone(dt.UTC)
+        return Event.model_construct(**values)
 
 
 class BundleMeta(BaseModel):

@@ -20,61 +20,34 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flowctl import __version__
 from flowctl.engine.api import TASK_DECISIONS
 from flowctl.engine.runs import EngineError
-from flowctl.engine.state import IngestResult
 from flowctl.errors import FlowctlError
 from flowctl.lang.durations import Duration
 from flowctl.runner import views
-from flowctl.runner.api_models import BundlePut, EventIn, ManualRunIn, TaskCompleteIn
+from flowctl.runner.api_errors import ApiError, error_body
+from flowctl.runner.api_errors import field_path as _loc
+from flowctl.runner.api_models import BundlePut, ManualRunIn, TaskCompleteIn
 from flowctl.runner.auth import AuthError, Principal, Role, authenticate, authorize
 from flowctl.runner.bundles import BundleInvalid, check_bundle
 from flowctl.runner.daemon import Runner, StartupReport, utcnow
+from flowctl.runner.events_api import (
+    EVENTS_PATH,
+    EventIntake,
+    EventsEndpoint,
+    auth_error_body,
+    auth_error_headers,
+)
 from flowctl.runner.reports import failure_report, flow_stats, sla_stats
 from flowctl.runner.sla_api import sla_router
 from flowctl.store.sqlite import VersionConflict
 
 log = logging.getLogger("flowctl.runner")
-MAX_EVENTS_PER_REQUEST = 1000
 RUN_STATUSES = {"running", "waiting", "succeeded", "succeeded_compensated", "failed", "cancelled"}
-
-
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        code: str = "error",
-        field: str | None = None,
-        hint: str | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.field = field
-        self.hint = hint
-        self.extra = extra
-
-
-def error_body(
-    message: str, *, code: str, field: str | None = None, hint: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    return {"error": message, "code": code, "field": field, "hint": hint, **extra}
-
-
-def _loc(loc: tuple[Any, ...] | list[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 # --------------------------------------------------------------------------- request size limit
@@ -146,7 +119,30 @@ class _TooLarge(Exception):
 # --------------------------------------------------------------------------- the app
 
 
-def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | None = None) -> FastAPI:
+class RunnerApp(FastAPI):
+    """FastAPI, except that `POST /v1/events` goes straight to `events_endpoint` when one is set.
+
+    The CRM's events are most of the runner's traffic, and FastAPI's middleware stack,
+    routing and dependency injection cost more per request than parsing and validating
+    the event itself (docs/runner.md, "Performance").
+    """
+
+    events_endpoint: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self.events_endpoint
+        if (
+            endpoint is not None
+            and scope["type"] == "http"
+            and scope["path"] == EVENTS_PATH
+            and scope["method"] == "POST"
+        ):
+            await endpoint(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | None = None) -> RunnerApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         report = await run_in_threadpool(runner.start)
@@ -157,29 +153,34 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
         finally:
             await run_in_threadpool(runner.stop)
 
-    app = FastAPI(
+    app = RunnerApp(
         title="flowctl runner",
         version=__version__,
         description="Executes applied flows durably. Every call but /v1/health needs `Authorization: Bearer <token>`.",
         lifespan=lifespan,
+    )
+
+    def principal_for(authorization: str | None, role: Role) -> Principal:
+        principal = authenticate(runner.reader(), authorization, cache=runner.token_cache)
+        authorize(principal, role)
+        return principal
+
+    events = EventIntake(runner)
+    app.events_endpoint = BodyLimit(
+        EventsEndpoint(events, authorize=lambda header: principal_for(header, "operator")),
+        limit=runner.config.max_request_bytes,
     )
     app.add_middleware(BodyLimit, limit=runner.config.max_request_bytes)
 
     # ------------------------------------------------------------- errors
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(
-            error_body(exc.message, code=exc.code, field=exc.field, hint=exc.hint, **exc.extra),
-            status_code=exc.status,
-        )
+        return JSONResponse(exc.body(), status_code=exc.status)
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        code = "unauthorized" if exc.status == 401 else "forbidden"
-        return JSONResponse(
-            error_body(exc.message, code=code, hint=exc.hint), status_code=exc.status, headers=headers
-        )
+        headers = {k.decode(): v.decode() for k, v in auth_error_headers(exc)}
+        return JSONResponse(auth_error_body(exc), status_code=exc.status, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -210,9 +211,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
     def require(role: Role) -> Callable[..., Awaitable[Principal]]:
         # async: checked on the event loop (a cached hash lookup), not in a thread-pool hop per request.
         async def dependency(authorization: str | None = Header(None, include_in_schema=False)) -> Principal:
-            principal = authenticate(runner.reader(), authorization, cache=runner.token_cache)
-            authorize(principal, role)
-            return principal
+            return principal_for(authorization, role)
 
         return dependency
 
@@ -366,91 +365,11 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
     )
     async def post_events(request: Request, _: Principal = operator) -> Any:
         """One event (answered with one result) or a list (answered with a list, in order)."""
-        try:
-            payload = json.loads(await request.body() or b"null")
-        except ValueError as exc:
-            raise ApiError(422, f"body: not valid JSON ({exc})", code="invalid", field="body") from None
-        single = not isinstance(payload, list)
-        items = [payload] if single else payload
-        if not items:
-            raise ApiError(422, "body: an empty list", code="invalid", field="body")
-        if len(items) > MAX_EVENTS_PER_REQUEST:
-            raise ApiError(
-                413,
-                f"more than {MAX_EVENTS_PER_REQUEST} events in one request",
-                code="too_large",
-                field="body",
-            )
-        events = []
-        for i, item in enumerate(items):
-            prefix: list[Any] = ["body"] if single else ["body", i]
-            try:
-                event = _EVENT.validate_python(item)
-            except ValidationError as exc:
-                runner.metrics.event("rejected")
-                errors = [
-                    {
-                        "field": _loc([*prefix, *e["loc"]]),
-                        "message": str(e["msg"]).removeprefix("Value error, "),
-                    }
-                    for e in exc.errors(include_url=False)
-                ]
-                raise ApiError(
-                    422,
-                    f"{errors[0]['field']}: {errors[0]['message']}",
-                    code="invalid",
-                    field=errors[0]["field"],
-                    errors=errors,
-                ) from None
-            missing = event.problems()
-            if missing:
-                runner.metrics.event("rejected")
-                errors = [{"field": _loc([*prefix, *f.split(".")]), "message": m} for f, m in missing]
-                raise ApiError(
-                    422,
-                    f"{errors[0]['field']}: {errors[0]['message']}",
-                    code="invalid",
-                    field=errors[0]["field"],
-                    errors=errors,
-                )
-            events.append(event)
-        futures = [runner.ingest(ev.to_event(), item) for ev, item in zip(events, items, strict=True)]
-        results = await asyncio.gather(*(committed(f) for f in futures), return_exceptions=True)
-        answers = []
-        for i, result in enumerate(results):
-            if isinstance(result, IngestResult):
-                runner.metrics.event("duplicate" if result.duplicate else "accepted")
-                answers.append(
-                    {
-                        "event_id": result.event_id,
-                        "runs": result.runs,
-                        "duplicate": result.duplicate,
-                        "suppressed": result.suppressed,
-                    }
-                )
-                continue
-            runner.metrics.event("rejected")
-            if isinstance(result, FlowctlError):
-                if single:
-                    raise ApiError(422, result.message, code="rejected", field="body", hint=result.hint)
-                answers.append(
-                    error_body(result.message, code="rejected", field=f"body[{i}]", hint=result.hint)
-                )
-            else:
-                log.error("ingesting event %d failed: %r", i, result)
-                if single:
-                    raise ApiError(
-                        500,
-                        "internal error while ingesting the event",
-                        code="internal",
-                        hint="see the runner's log",
-                    )
-                answers.append(
-                    error_body(
-                        "internal error while ingesting the event", code="internal", field=f"body[{i}]"
-                    )
-                )
-        return JSONResponse(answers[0] if single else answers, status_code=202)
+        # RunnerApp hands these requests to `app.events_endpoint` (the same `events.answer`) before
+        # FastAPI; this route documents the endpoint in the OpenAPI schema.
+        return Response(
+            await events.answer(await request.body()), status_code=202, media_type="application/json"
+        )
 
     # ------------------------------------------------------------- runs
     @app.get("/v1/runs", tags=["runs"])
@@ -667,9 +586,6 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
         return failure_report(runner.reader(), runner_step_kinds(runner), flow=flow, since=_since(since))
 
     return app
-
-
-_EVENT: TypeAdapter[EventIn] = TypeAdapter(EventIn)
 
 
 def _since(value: str | None) -> dt.datetime | None:

@@ -108,12 +108,20 @@ def authenticate(
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise AuthError("the Authorization header must be `Bearer <token>`", status=401)
-    info = store.token_by_hash(hash_token(token))
+    token_hash = hash_token(token)
+    if cache is not None:
+        hit = cache.get(token_hash)
+        if hit is not None:
+            return hit
+    info = store.token_by_hash(token_hash)
     if info is None or info.revoked_at is not None:
         raise AuthError(
             "invalid or revoked token", status=401, hint="create one with `flowctl runner token create`"
         )
-    return Principal(token_id=info.id, name=info.name, role=check_role(info.role))
+    principal = Principal(token_id=info.id, name=info.name, role=check_role(info.role))
+    if cache is not None:
+        cache.put(token_hash, principal)
+    return principal
 
 
 def authorize(principal: Principal, needed: Role) -> None:

@@ -169,6 +169,9 @@ class RunnerClient:
         hint = body.get("hint")
         status = response.status_code
         if status == 401:
+            if not self.token:
+                # The runner's own hint speaks HTTP headers; a CLI user needs to know where a token comes from.
+                hint = None
             raise RunnerError(
                 f"the runner refused the request: {message}",
                 hint=hint or "pass --token, set FLOWCTL_TOKEN, or run where .flowctl/admin.token is",

@@ -98,6 +98,16 @@ class RunnerMetrics:
             "outbox_failed": defaultdict(lambda: defaultdict(int)),
         }
         self.started = time.time()
+        # Labelled children by (metric, label values): prometheus_client's labels() validates and
+        # takes a lock on every call, and every committed batch feeds several per event.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
 
     # ------------------------------------------------------------- feeding
     def observe_commit(self, observations: list[Observation], seconds: float, jobs: int) -> None:
@@ -114,7 +124,7 @@ class RunnerMetrics:
         snap = self._snapshot
         flow = entry.flow or "-"
         if entry.kind == "run" and entry.status == "started":
-            self.runs_started.labels(flow).inc()
+            self._child(self.runs_started, flow).inc()
             snap["runs_started"][flow] += 1
         elif entry.kind == "run" and entry.status in (
             "succeeded",
@@ -122,7 +132,7 @@ class RunnerMetrics:
             "failed",
             "cancelled",
         ):
-            self.runs_finished.labels(flow, entry.status).inc()
+            self._child(self.runs_finished, flow, entry.status).inc()
             snap["runs_finished"][flow][entry.status] += 1
         elif entry.kind == "step" and entry.status in (
             "succeeded",
@@ -132,18 +142,18 @@ class RunnerMetrics:
             "retrying",
         ):
             action = str(entry.detail.get("action") or "-")
-            self.steps.labels(flow, action, entry.status).inc()
+            self._child(self.steps, flow, action, entry.status).inc()
             snap["steps"][flow][f"{action}:{entry.status}"] += 1
 
     def _attempt(self, attempt: AttemptNote) -> None:
         if attempt.ended_at is not None and attempt.status in ("succeeded", "failed", "skipped"):
-            self.step_seconds.labels(attempt.flow).observe(
+            self._child(self.step_seconds, attempt.flow).observe(
                 (attempt.ended_at - attempt.started_at).total_seconds()
             )
 
     def event(self, outcome: str, count: int = 1) -> None:
-        self.events.labels(outcome).inc(count)
         with self._lock:
+            self._child(self.events, outcome).inc(count)
             self._snapshot["events"][outcome] += count
 
     def delivery(self, channel: str, ok: bool, error_class: str | None, seconds: float) -> None:

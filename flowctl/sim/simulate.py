@@ -21,13 +21,15 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from flowctl.check.fields import FieldResolver, value_problem
 from flowctl.connectors.recording import Delivery
+from flowctl.engine.program import program_for
 from flowctl.engine.state import Record, Run, Task, TimelineEntry, TraceEntry
 from flowctl.errors import ProjectError
 from flowctl.lang.durations import Duration
 from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import DEFAULT_TEST_START, Fault, Flow
-from flowctl.resources.project import load_project
+from flowctl.resources.project import Project, load_project
 from flowctl.sim.fixtures import find_record
 from flowctl.sim.simulator import Simulator, as_utc
 
@@ -82,6 +84,25 @@ def parse_faults(flow: str, specs: list[str]) -> list[Fault]:
     return out
 
 
+def check_faults(flow: Flow, faults: list[Fault]) -> None:
+    """A fault on a step the flow does not have would silently inject nothing; say so instead."""
+    steps = program_for(flow).order
+    for fault in faults:
+        if fault.step not in steps:
+            raise ProjectError(f"--fault: flow '{flow.name}' has no step '{fault.step}'",
+                               hint="its steps: " + ", ".join(steps))
+
+
+def check_sets(project: Project, object_name: str, sets: dict[str, Any]) -> None:
+    """`--set` values go into the record: hold them to the object schema, as a flow test's `set:` is."""
+    resolver = FieldResolver(project)
+    for key, value in sets.items():
+        resolved = resolver.resolve(object_name, (key,))
+        problem = resolved.problem or (value_problem(resolved.field, value) if resolved.field else None)
+        if problem is not None:
+            raise ProjectError(f"--set {key}: {problem.summary}", hint=problem.hint)
+
+
 def default_event(flow: Flow) -> str:
     t = flow.trigger.type
     if t in ("record_created", "record_updated", "record_deleted", "event", "manual"):
@@ -121,6 +142,12 @@ def simulate_flow(
         duration = Duration.parse(run_for)
     except ValueError as exc:
         raise ProjectError(f"--for: {exc}") from None
+    if duration.amount <= 0:
+        raise ProjectError(f"--for needs a positive duration, got '{run_for}'", hint="e.g. --for 7d or --for 12h")
+    fault_list = parse_faults(flow_name, faults or [])
+    check_faults(flow, fault_list)
+    if flow.object is not None and chosen != "event":  # an event's --set is its data, not record fields
+        check_sets(project, flow.object, sets)
     start = as_utc(start_at) if start_at is not None else DEFAULT_TEST_START
     end = start + duration.as_timedelta()
 
@@ -134,7 +161,7 @@ def simulate_flow(
     # SLA policies on the flow's object stay active, so the trace shows their clocks next to the flow.
     policies = [n for n, p in project.sla_policies.items() if flow.object is not None and p.object == flow.object]
     sim = Simulator(TypedBundle.from_project(project), start_at=start, flows=[flow_name, *policies],
-                    faults=parse_faults(flow_name, faults or []))
+                    faults=fault_list)
     target_key = (str(target["object"]), str(target["id"])) if target else None
     others = [r for r in context if (str(r["object"]), str(r["id"])) != target_key]
     if target is not None and chosen != "record_created":

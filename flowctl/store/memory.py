@@ -1,6 +1,6 @@
 """The in-memory Store: what `flowctl simulate` and `flowctl test` run on.
 
-Models are copied on the way in and out (`isolate=True`, the default), so an
+Models (and kv values) are copied on the way in and out (`isolate=True`, the default), so an
 engine path that mutates a model and forgets to write it back behaves here
 exactly as it would on SQLite: the change is lost. That keeps "works in the
 simulator, breaks in the runner" bugs out. Benchmarks may turn isolation off.
@@ -136,10 +136,13 @@ class MemoryStore:
         return self._counters[name]
 
     def kv_get(self, namespace: str, key: str) -> Any:
-        return self._kv.get((namespace, key))
+        value = self._kv.get((namespace, key))
+        return _clone_value(value) if self.isolate else value
 
     def kv_put(self, namespace: str, key: str, value: Any) -> None:
-        self._kv[(namespace, key)] = value
+        # Copied like the models: a list the engine keeps appending to after the put must not
+        # change the stored value behind its back (SQLite stores the JSON of the moment).
+        self._kv[(namespace, key)] = _clone_value(value) if self.isolate else value
 
     def kv_delete(self, namespace: str, key: str) -> None:
         self._kv.pop((namespace, key), None)
@@ -148,7 +151,7 @@ class MemoryStore:
         """Every (key, value) of a namespace, by key (reports read the SLA clocks this way)."""
         for (ns, key), value in sorted(self._kv.items(), key=lambda kv: kv[0][1]):
             if ns == namespace:
-                yield key, value
+                yield key, _clone_value(value) if self.isolate else value
 
     # ------------------------------------------------------------- records
     def get_record(self, object: str, record_id: str) -> Record | None:

@@ -56,8 +56,25 @@ def test_push_to_the_publish_branch_applies() -> None:
 def test_flowctl_init_scaffolds_the_same_workflow(tmp_path: Path) -> None:
     scaffold_project(tmp_path / "new-flows", project="new-flows")
     scaffolded = (tmp_path / "new-flows/.github/workflows/flows.yml").read_text()
-    # Identical but for where flowctl comes from: this repository builds it, a new one installs it.
-    assert scaffolded == FLOWS.read_text().replace("run: pip install .\n", "run: pip install flowctl\n")
+    # Identical but for where flowctl comes from: this repository builds it, a new one installs it from
+    # FLOWCTL_PIP_SPEC, never by the bare name (`flowctl` on PyPI is an unrelated project).
+    assert "run: pip install flowctl" not in scaffolded
+    wf = YAML(typ="safe").load(scaffolded)
+    for job in ("check", "apply"):
+        [step] = [s for s in wf["jobs"][job]["steps"] if s.get("name") == "Install flowctl"]
+        assert step["env"] == {"FLOWCTL_PIP_SPEC": "${{ vars.FLOWCTL_PIP_SPEC }}"}
+        assert step["run"].startswith('pip install "${FLOWCTL_PIP_SPEC:?')  # unset: the job stops, saying why
+    assert without_install_steps(scaffolded) == without_install_steps(FLOWS.read_text())
+
+
+def without_install_steps(text: str) -> list[str]:
+    out, skipping = [], False
+    for line in text.splitlines():
+        if line.strip().startswith("- "):
+            skipping = line.strip() == "- name: Install flowctl"
+        if not skipping:
+            out.append(line)
+    return out
 
 
 def test_project_ci_runs_lint_types_and_the_test_command() -> None:
