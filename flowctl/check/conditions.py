@@ -98,7 +98,7 @@ def _leaf(
             owner,
             (*path, "op"),
             "condition-op-not-for-type",
-            f"operator '{leaf.op}' does not apply to '{leaf.field}', a {fdef.type} field",
+            f"operator '{leaf.op}' does not apply to '{leaf.field}', a field of type {fdef.type}",
             hint=f"'{leaf.op}' works on {', '.join(allowed)} fields"
             + ("; compare an enum with eq, ne, in or not_in" if fdef.type == "enum" else ""),
         )

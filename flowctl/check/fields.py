@@ -93,7 +93,7 @@ class FieldResolver:
             return Resolved(
                 problem=FieldProblem(
                     "field-not-a-ref",
-                    f"'{'.'.join(parts[: i + 1])}' is a {fdef.type} field, not a ref; "
+                    f"'{'.'.join(parts[: i + 1])}' is a field of type {fdef.type}, not a ref; "
                     f"'{'.'.join(parts)}' cannot follow it",
                     "only ref fields lead to another record (e.g. account.industry where account is a ref)",
                 )

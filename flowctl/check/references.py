@@ -136,7 +136,7 @@ def _trigger(ctx: CheckContext, owner: Owner, obj: str | None, trigger: Any) -> 
                 owner,
                 ("trigger", "field"),
                 "date-trigger-not-date",
-                f"date trigger on '{trigger.field}', a {resolved.field.type} field",
+                f"date trigger on '{trigger.field}', a field of type {resolved.field.type}",
                 hint="a date trigger needs a date or datetime field (renewal_date, birthday, …)",
             )
     elif isinstance(trigger, m.RecordUpdatedTrigger):
@@ -278,7 +278,7 @@ def _update_record(
                 owner,
                 (*path, "record"),
                 "field-not-a-ref",
-                f"update_record `record: {step.record}` is a {resolved.field.type} field, not a ref",
+                f"update_record `record: {step.record}` is a field of type {resolved.field.type}, not a ref",
                 hint="`record` names a ref field (e.g. account) whose related record is updated",
             )
             return

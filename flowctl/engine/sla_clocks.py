@@ -431,13 +431,16 @@ class SlaClocks:
                     target = sla_clock.select_target(policy, holds, clock)
                     if target is None or (spec is not None and spec.stop_when is not None and holds(spec.stop_when)):
                         continue
-                    # From when the engine learns of the record, not the CRM's `created_at`: a replayed or
-                    # imported event must not breach (and escalate) at once.
-                    state = sla_clock.start(policy, clock, _doc_key(record.object, record.id), target, rt.now,
+                    # SPEC §4: a clock starts when the record is created, so a create event that reaches us
+                    # late (CRM outage, import) counts from the record's `created_at` and may breach at once,
+                    # exactly like a timer that fell due while the runner was down. A later start
+                    # (start_when, applies_when becoming true) starts now.
+                    started_at = self._start_instant(rt, policy, clock, record, change)
+                    state = sla_clock.start(policy, clock, _doc_key(record.object, record.id), target, started_at,
                                             calendar)
                     self._trace(rt, "started", state, warn_at=_iso(state.warn_at), calendar=policy.calendar)
                     if spec is not None and spec.pause_when is not None and holds(spec.pause_when):
-                        state = sla_clock.pause(state, rt.now, calendar)
+                        state = sla_clock.pause(state, started_at, calendar)
                         self._trace(rt, "paused", state, **self._progress(state, rt.now, calendar))
                     state, events = sla_clock.advance(state, rt.now, calendar)
                     tracked = doc.clocks[key] = TrackedClock(state=state)
@@ -492,6 +495,16 @@ class SlaClocks:
             return evaluate(condition, current if subject is None else context(subject))
 
         return holds
+
+    @staticmethod
+    def _start_instant(rt: Runtime, policy: SlaPolicy, clock: str, record: Record,
+                       change: RecordChange | None) -> dt.datetime:
+        """`created_at` for a clock that starts on create (never in the future); `now` otherwise."""
+        spec = policy.clocks.get(clock)
+        on_create = change is not None and change.type == "record_created"
+        if on_create and (spec is None or spec.start_when is None) and record.created_at is not None:
+            return min(record.created_at, rt.now)
+        return rt.now
 
     @staticmethod
     def _starts(policy: SlaPolicy, clock: str, record: Record, change: RecordChange | None, holds: Any) -> bool:

@@ -122,14 +122,25 @@ def test_deleting_the_record_cancels_its_clocks(world: Any) -> None:
     assert world.runs("sla:support-sla:on_breach") == []
 
 
-def test_a_case_event_that_arrives_late_starts_the_clock_on_arrival(world: Any) -> None:
+def test_a_case_event_that_arrives_late_counts_from_the_records_creation(world: Any) -> None:
+    # SPEC §4: clocks start when the record is created. The CRM created the case at 09:00 New York and the
+    # event reached us at 12:00: the 2h first-response target was missed at 11:00 and breaches on arrival.
     world.at(ny(12, 12))
     world.sim.ingest({"type": "record_created", "object": "case", "occurred_at": "2026-01-12T14:00:00Z",
                       "record": {"id": "t-1", "priority": "high", "type": "incident", "assignee": "li.lei"}})
     view = world.clock("t-1", "first_response")
-    assert view["started_at"] == "2026-01-12T17:00:00Z"  # 12:00 New York, not the CRM's 09:00
-    assert (view["due_at"], view["breached"]) == ("2026-01-12T19:00:00Z", False)
-    assert world.sla_trace("breached") == []
+    assert view["started_at"] == "2026-01-12T14:00:00Z"
+    assert (view["due_at"], view["breached"]) == ("2026-01-12T16:00:00Z", True)
+    assert len(world.sla_trace("breached")) == 1
+
+
+def test_a_create_event_from_the_future_starts_the_clock_now(world: Any) -> None:
+    world.at(ny(12, 12))
+    world.sim.ingest({"type": "record_created", "object": "case", "occurred_at": "2026-01-12T20:00:00Z",
+                      "record": {"id": "t-2", "priority": "high", "type": "incident", "assignee": "li.lei"}})
+    view = world.clock("t-2", "first_response")
+    assert view["started_at"] == "2026-01-12T17:00:00Z"
+    assert view["breached"] is False
 
 
 def test_timers_that_fell_due_while_the_runner_was_down_fire_once_marked_late(world: Any) -> None:
