@@ -13,10 +13,16 @@ create_task), and measures:
    "completed and on disk"; the count is checked against /v1/stats);
 2. p50/p99 latency from posting an event to its answer, which the runner
    sends after the commit that includes the run's first action;
-3. a raw SQLite loop inserting the same number of rows of the same average
+3. the runner process's CPU time (user + system, all threads) per event:
+   on a shared machine the commit's fsync latency varies with other I/O, the
+   CPU cost does not, so it says what the runner itself spends;
+4. a raw SQLite loop inserting the same number of rows of the same average
    size per event, committing in groups of the size the runner's group commit
    averaged, printed as a ratio;
-4. resident memory of the runner process with 10,000 waiting runs.
+5. resident memory of the runner process with 10,000 waiting runs.
+
+`--repeat N` runs every throughput mode N times (fresh events each time) and
+prints the median of each figure after the individual runs.
 
 Prints figures; asserts nothing (benchmarks are not tests).
 """
@@ -101,6 +107,11 @@ class Runner:
             raise SystemExit("the runner did not start")
         self.token = (base / ".flowctl" / "admin.token").read_text().strip()
         self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the runner process so far (every thread)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -253,6 +264,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=4000, help="events per throughput run")
     parser.add_argument("--batch", type=int, default=50, help="events per request in the batched runs")
     parser.add_argument("--waiting", type=int, default=10_000, help="waiting runs for the memory figure")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each throughput mode (medians printed)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="flowctl-bench-") as tmp:
@@ -266,7 +280,7 @@ def main() -> None:
             timeout=60,
         ).raise_for_status()
         n = args.events
-        modes = [(1, 1), (16, 1), (1, args.batch), (16, args.batch)]
+        modes = [(1, 1), (16, 1), (1, args.batch), (16, args.batch)] * max(1, args.repeat)
         contacts = n * len(modes)
         for i in range(0, contacts, 500):
             runner.post(
@@ -281,24 +295,37 @@ def main() -> None:
         print(
             f"runner: 3-step flow (update_record, log, create_task), {n} events per run, SQLite WAL synchronous=FULL"
         )
-        print(
+        header = (
             f"{'clients':>7} {'per request':>11} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'commit group':>12}"
+            f" {'CPU µs/event':>12}"
         )
-        results = []
+        print(header)
+        rows: dict[tuple[int, int], list[tuple[float, float, float, float, float]]] = {}
         offset = 0
         for clients, batch in modes:
             events = [touch(i) for i in range(offset, offset + n)]
             offset += n
             before = runner.get("/v1/metrics")["writer"]
+            cpu_before = runner.cpu_seconds()
             seconds, lat = asyncio.run(drive(runner.url, runner.headers, events, clients, batch))
+            cpu = (runner.cpu_seconds() - cpu_before) / n * 1e6
             after = runner.get("/v1/metrics")["writer"]
             group = (after["jobs"] - before["jobs"] - 1) / max(1, after["batches"] - before["batches"] - 1)
             rate = n / seconds
-            results.append((clients, batch, rate, max(1, round(group))))
+            row = (rate, pct(lat, 50) * 1000, pct(lat, 99) * 1000, group, cpu)
+            rows.setdefault((clients, batch), []).append(row)
             print(
-                f"{clients:>7} {batch:>11} {rate:>8.0f} {pct(lat, 50) * 1000:>7.1f} {pct(lat, 99) * 1000:>7.1f}"
-                f" {group:>12.1f}"
+                f"{clients:>7} {batch:>11} {rate:>8.0f} {row[1]:>7.1f} {row[2]:>7.1f} {group:>12.1f} {cpu:>12.0f}"
             )
+        if args.repeat > 1:
+            print(f"median of {args.repeat} runs:")
+            print(header)
+            for (clients, batch), runs in rows.items():
+                med = [statistics.median(r[k] for r in runs) for k in range(5)]
+                print(
+                    f"{clients:>7} {batch:>11} {med[0]:>8.0f} {med[1]:>7.1f} {med[2]:>7.1f} {med[3]:>12.1f}"
+                    f" {med[4]:>12.0f}"
+                )
         stats = {f["flow"]: f for f in runner.get("/v1/stats")["flows"]}
         completed = stats["touch"]["succeeded"]
         rows_after, bytes_after = table_rows(db)
@@ -312,8 +339,10 @@ def main() -> None:
             f"raw sqlite3 loop inserting the same {rows_per_event:.1f} rows/event of ~{bytes_per_row} B, "
             "WAL + synchronous=FULL, commits grouped like the runner's:"
         )
-        for clients, batch, rate, group in results:
-            raw = raw_sqlite(rows_per_event, bytes_per_row, n, group, base / f"raw-{clients}-{batch}.db")
+        for k, ((clients, batch), runs) in enumerate(rows.items()):
+            rate = statistics.median(r[0] for r in runs)
+            group = max(1, round(statistics.median(r[3] for r in runs)))
+            raw = raw_sqlite(rows_per_event, bytes_per_row, n, group, base / f"raw-{k}.db")
             print(
                 f"  {clients:>2} client(s), {batch:>2}/request: raw {raw:>7.0f} events/s (commits of {group:>3}), "
                 f"runner {rate:>5.0f} = {rate / raw:.2f} of raw"

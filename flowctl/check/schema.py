@@ -435,8 +435,10 @@ def validation_diagnostics(
     drop: set[int] = set()
     collapsed: list[Diagnostic] = []
     for upath, group in by_union.items():
-        deep = [(e, lo) for e, lo in group if len(lo.path) > len(upath) or lo.missing is not None]
         shallow = [(e, lo) for e, lo in group if not (len(lo.path) > len(upath) or lo.missing is not None)]
+        # Deeper errors may sit in a union nested inside this one (`str | list[str | Entry]`): they count too.
+        deep = [(e, lo) for e, lo in located if lo.path[: len(upath)] == upath
+                and (len(lo.path) > len(upath) or lo.missing is not None)]
         if not shallow:
             continue
         drop.update(id(e) for e, _ in shallow)

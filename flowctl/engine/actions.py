@@ -39,6 +39,7 @@ from flowctl.lang.templates import render_value
 from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import (
     Approval,
+    ApproverEntry,
     AssignRecord,
     CreateEvent,
     CreateRecord,
@@ -465,12 +466,23 @@ def log(sc: StepContext) -> Outcome:
 # --------------------------------------------------------------------------- people
 
 
-def approval_tasks(sc: StepContext, approvers: list[str], *, first_only: bool) -> list[Task]:
+def approval_tasks(sc: StepContext, approvers: list[str], *, first_only: bool, start: int = 0) -> list[Task]:
+    """Tasks for `approvers[start:]` (only the first of them with `first_only`, as `mode: sequence` goes).
+
+    With approver entries, `entry_of` in the step's progress maps each position to its entry in the
+    step's `approvers`: that task gets the entry's title, attachment list and instructions.
+    """
     step: Approval = sc.node.step
+    entry_of: list[int | None] = (sc.run.cursor.data.get("entry_of") if sc.run.cursor else None) or []
     title = tpl(step.title, sc.context) or ""
     due = Duration.parse(step.timeout).add_to(sc.rt.now, sc.tz) if step.timeout else None
     out: list[Task] = []
-    for approver in approvers[:1] if first_only else approvers:
+    positions = range(start, min(start + 1, len(approvers)) if first_only else len(approvers))
+    for position in positions:
+        approver = approvers[position]
+        index = entry_of[position] if position < len(entry_of) else None
+        entry = step.approvers[index] if index is not None and isinstance(step.approvers, list) else None
+        own = entry if isinstance(entry, ApproverEntry) else None
         out.append(
             Task(
                 id=sc.rt.store.next_id("task"),
@@ -478,25 +490,62 @@ def approval_tasks(sc: StepContext, approvers: list[str], *, first_only: bool) -
                 run_id=sc.run.id,
                 flow=sc.run.flow,
                 step=sc.node.id,
-                subject=title,
-                description=tpl(step.instructions, sc.context),
+                subject=(tpl(own.title, sc.context) or "") if own and own.title is not None else title,
+                description=tpl(own.instructions if own and own.instructions is not None else step.instructions,
+                                sc.context),
                 assignee=approver,
                 approvers=[approver],
                 mode=step.mode,
                 due_at=due,
                 related_to=_related(sc.record),
-                attachments_required=list(step.attachments_required or []),
+                attachments_required=list(
+                    own.attachments_required if own and own.attachments_required is not None
+                    else step.attachments_required or []
+                ),
                 created_at=sc.rt.now,
             )
         )
     return out
 
 
+def _approvers(sc: StepContext) -> tuple[list[str], list[int | None]]:
+    """The approvers in order, and for each the index of its entry in the step's list (None: a plain user id).
+
+    A plain item may render to several users ("a, b"); an entry is exactly one user, one task.
+    """
+    step: Approval = sc.node.step
+    users: list[str] = []
+    entry_of: list[int | None] = []
+    if isinstance(step.approvers, str):
+        users = tpl_list(step.approvers, sc.context)
+        return users, [None] * len(users)
+    for index, item in enumerate(step.approvers):
+        if isinstance(item, ApproverEntry):
+            user = (tpl(item.user, sc.context) or "").strip()
+            if not user:
+                raise StepError(f"approval: approvers[{index}].user rendered empty", "invalid")
+            users.append(user)
+            entry_of.append(index)
+        else:
+            rendered = tpl_list(item, sc.context)
+            users += rendered
+            entry_of += [None] * len(rendered)
+    return users, entry_of
+
+
+def approval_chain(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every decision taken on an approval step, in the order taken (the step output's `chain`)."""
+    return [{"approver": d.get("approver"), "title": d.get("title"), "decision": d.get("decision"),
+             "comment": d.get("comment"), "at": d.get("at")} for d in data.get("decisions", [])]
+
+
 def approval(sc: StepContext) -> Outcome:
     step: Approval = sc.node.step
-    approvers = tpl_list(step.approvers, sc.context)
+    approvers, entry_of = _approvers(sc)
     if not approvers:
         raise StepError("approval: no approvers", "invalid")
+    if step.has_entries:
+        sc.run.cursor.data["entry_of"] = entry_of  # type: ignore[union-attr]
     tasks = approval_tasks(sc, approvers, first_only=step.mode == "sequence")
     return _wait_for_tasks(sc, tasks, {"approvers": approvers, "decisions": [], "title": tasks[0].subject})
 

@@ -13,7 +13,15 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from flowctl.engine.actions import ACTIONS, OUTBOUND, StepContext, approval_tasks, on_sent, preview
+from flowctl.engine.actions import (
+    ACTIONS,
+    OUTBOUND,
+    StepContext,
+    approval_chain,
+    approval_tasks,
+    on_sent,
+    preview,
+)
 from flowctl.engine.context import condition_context, parse_instant, template_context
 from flowctl.engine.messages import tpl
 from flowctl.engine.outcome import Outcome, StepError
@@ -513,8 +521,8 @@ def _on_timeout(rt: Runtime, run: Run, node: Node) -> None:
             _approval_decided(rt, run, node, "rejected", approver=None, comment="timed out")
             return
         if isinstance(on_timeout, list):
-            _resume(rt, run, node, Outcome.jump(node.branches.get("on_timeout"), {"decision": "timed_out"},
-                                                branch="on_timeout"))
+            output = _approval_output(run, node, {"decision": "timed_out"})
+            _resume(rt, run, node, Outcome.jump(node.branches.get("on_timeout"), output, branch="on_timeout"))
             return
     what = {"approval": "approval", "human_task": "task"}.get(node.kind, "wait")
     _resume(rt, run, node, Outcome.fail(f"{what} timed out", "timeout", retryable=False))
@@ -618,8 +626,8 @@ def _approval_progress(rt: Runtime, run: Run, node: Node, bundle: TypedBundle, f
     data = cursor.data
     decisions: list[dict[str, Any]] = data.setdefault("decisions", [])
     approver = task.by or task.assignee
-    decisions.append({"task": task.id, "approver": approver, "decision": task.decision, "comment": task.comment,
-                      "at": rt.now.isoformat()})
+    decisions.append({"task": task.id, "approver": approver, "title": task.subject, "decision": task.decision,
+                      "comment": task.comment, "at": rt.now.isoformat()})
     record = _record_of(rt, run)
     if record is not None:
         rt.timeline(record.object, record.id, f"approval {task.decision} by {approver}: {task.subject}", run=run,
@@ -641,7 +649,7 @@ def _approval_progress(rt: Runtime, run: Run, node: Node, bundle: TypedBundle, f
         _approval_decided(rt, run, node, "approved", approver=approver, comment=task.comment)
         return
     sc = step_context(rt, run, node, bundle, flow)
-    nxt = approval_tasks(sc, approvers[len(approved):], first_only=True)[0]
+    nxt = approval_tasks(sc, approvers, first_only=True, start=len(approved))[0]
     rt.store.put_task(nxt)
     rt.trace("task", run=run, step=node.id, status="created", task=nxt.id, task_kind="approval", subject=nxt.subject,
              assignee=nxt.assignee)
@@ -651,13 +659,20 @@ def _approval_progress(rt: Runtime, run: Run, node: Node, bundle: TypedBundle, f
     _save(rt, run)
 
 
+def _approval_output(run: Run, node: Node, output: dict[str, Any]) -> dict[str, Any]:
+    # Plain user ids keep the output they always had; approver entries add the whole chain (PowerX C-1).
+    if node.step.has_entries and run.cursor is not None:
+        output["chain"] = approval_chain(run.cursor.data)
+    return output
+
+
 def _approval_decided(rt: Runtime, run: Run, node: Node, decision: str, *, approver: str | None,
                       comment: str | None) -> None:
     _cancel_timer(rt, run)
     for other in rt.store.list_tasks(run_id=run.id, step=node.id, open_only=True):
         other.status = "cancelled"
         rt.store.put_task(other)
-    output = {"decision": decision, "approver": approver, "comment": comment}
+    output = _approval_output(run, node, {"decision": decision, "approver": approver, "comment": comment})
     if decision == "approved":
         _resume(rt, run, node, Outcome.done(output, decision=decision, approver=approver))
     elif node.branches.get("on_reject") is not None or node.step.on_reject:

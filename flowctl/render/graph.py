@@ -18,6 +18,7 @@ renderer uses them too).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from flowctl.resources.models import (
     AllCondition,
     AnyCondition,
     Approval,
+    ApproverEntry,
     AssignRecord,
     CallFlowStep,
     CreateEvent,
@@ -304,9 +306,14 @@ def _action_lines(step: Any) -> list[str]:
     if isinstance(step, Log):
         return [step.message]
     if isinstance(step, Approval):
+        if step.has_entries:
+            # The tasks are nodes of their own (`_Builder.approval_tasks`); this node says how they run.
+            count = len(step.approvers)
+            return [*([step.title] if step.title else []), _APPROVAL_MODE_TEXT[step.mode].format(n=count)]
+        users = step.approvers if isinstance(step.approvers, str) else [str(a) for a in step.approvers]
         lines = [
-            step.title,
-            f"approvers {_targets(step.approvers)}" + (f" ({step.mode})" if step.mode != "any" else ""),
+            step.title or "",
+            f"approvers {_targets(users)}" + (f" ({step.mode})" if step.mode != "any" else ""),
         ]
         if step.attachments_required:
             lines.append("requires " + ", ".join(step.attachments_required))
@@ -314,6 +321,31 @@ def _action_lines(step: Any) -> list[str]:
     if isinstance(step, HumanTask):
         return [step.title, f"assignee {step.assignee}"]
     return []
+
+
+_APPROVAL_MODE_TEXT = {
+    "all": "{n} tasks at once, all must approve",
+    "any": "{n} tasks at once, the first decision decides",
+    "sequence": "{n} tasks one after another",
+}
+_APPROVAL_JOIN_TEXT = {
+    "all": "all approved? (one rejection rejects)",
+    "any": "first decision",
+    "sequence": "each approved in turn? (one rejection rejects)",
+}
+
+
+def _approver_lines(step: Approval, item: str | ApproverEntry) -> list[str]:
+    """One approver's task: its title, who, the documents it needs (the entry's, else the step's)."""
+    if isinstance(item, ApproverEntry):
+        required = item.attachments_required if item.attachments_required is not None else step.attachments_required
+        lines = [item.title or step.title or "", f"approver {item.user}"]
+    else:
+        required = step.attachments_required
+        lines = [step.title or "", f"approver {item}"]
+    if required:
+        lines.append("requires " + ", ".join(required))
+    return lines
 
 
 def _wait_lines(step: WaitStep) -> list[str]:
@@ -476,23 +508,25 @@ class _Builder:
             self.add(node, [*lines, *policy], "stop")
         elif isinstance(step, Approval):
             self.add(node, [title, *_action_lines(step), *policy], "approval")
-            self.edge(node, nxt, "approved", "branch")
+            # With approver entries the outcomes leave the node that joins their tasks.
+            decided = self.approval_tasks(step, node) if step.has_entries else node
+            self.edge(decided, nxt, "approved", "branch")
             if step.on_reject:
-                self.edge(node, self.entry(step.on_reject, nxt), "rejected", "branch")
+                self.edge(decided, self.entry(step.on_reject, nxt), "rejected", "branch")
                 self.sequence(step.on_reject, nxt)
             else:
-                self.edge(node, self.special("rejected", ["end: rejected"], "end"), "rejected", "branch")
+                self.edge(decided, self.special("rejected", ["end: rejected"], "end"), "rejected", "branch")
             if step.timeout:
                 if isinstance(step.on_timeout, list):
-                    self.edge(node, self.entry(step.on_timeout, nxt), f"timeout {step.timeout}", "failure")
+                    self.edge(decided, self.entry(step.on_timeout, nxt), f"timeout {step.timeout}", "failure")
                     self.sequence(step.on_timeout, nxt)
                 elif step.on_timeout == "reject":
                     target = (
                         self.entry(step.on_reject, nxt) if step.on_reject else self._special["rejected"].id
                     )
-                    self.edge(node, target, f"timeout {step.timeout}: reject", "failure")
+                    self.edge(decided, target, f"timeout {step.timeout}: reject", "failure")
                 else:
-                    self.failure(step, node, nxt, f"timeout {step.timeout}", always=True)
+                    self.failure(step, decided, nxt, f"timeout {step.timeout}", always=True)
         elif isinstance(step, HumanTask):
             self.add(node, [title, *_action_lines(step), *policy], "task")
             self.edge(node, nxt, "done", "branch")
@@ -509,6 +543,28 @@ class _Builder:
             self.failure(step, node, nxt, f"timeout {step.wait.timeout}", always=True)
         elif not isinstance(step, Approval | HumanTask | StopStep | GotoStep | IfStep | SwitchStep):
             self.failure(step, node, nxt, "on failure")
+
+    def approval_tasks(self, step: Approval, node: str) -> str:
+        """One task node per approver: side by side (any, all) or chained (sequence), then the node that
+        joins them, which the step's outcome edges leave. Returns that node's id."""
+        assert isinstance(step.approvers, list)
+        tasks = []
+        for i, item in enumerate(step.approvers, 1):
+            task = self._unique(f"{node}_task{i}")
+            self.add(task, _approver_lines(step, item), "task")
+            tasks.append(task)
+        join = self._unique(f"{node}_decision")
+        self.add(join, [_APPROVAL_JOIN_TEXT[step.mode]], "decision")
+        if step.mode == "sequence":
+            self.edge(node, tasks[0])
+            for before, after in itertools.pairwise(tasks):
+                self.edge(before, after, "approved", "branch")
+            self.edge(tasks[-1], join)
+        else:
+            for task in tasks:
+                self.edge(node, task)
+                self.edge(task, join)
+        return join
 
     def failure(self, step: Any, node: str, nxt: str, label: str, *, always: bool = False) -> None:
         """The failure path once the attempts are spent (only drawn when it is not the default `fail`)."""

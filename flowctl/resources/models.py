@@ -330,15 +330,45 @@ class Log(StepBase):
     message: str
 
 
+class ApproverEntry(StrictModel):
+    """One approver of an approval step with a task of its own (PowerX C-1: price approval, legal review).
+
+    Every key but `user` defaults to the step's.
+    """
+
+    user: str = Field(min_length=1, description="the approver's user id (templated, one user)")
+    title: str | None = Field(None, description="this task's title (templated); default the step's `title`")
+    attachments_required: list[str] | None = Field(None, description="default the step's")
+    instructions: str | None = Field(None, description="default the step's")
+
+
 class Approval(StepBase):
     action: Literal["approval"]
-    title: str
-    approvers: StrOrList
+    title: str | None = Field(
+        None, description="the task title (templated); may be left out when every approver entry has its own"
+    )
+    approvers: str | list[str | ApproverEntry] = Field(
+        description="user ids, or entries {user, title, attachments_required, instructions}: one task each"
+    )
     mode: Literal["any", "all", "sequence"] = "any"
     instructions: str | None = None
     attachments_required: list[str] | None = None
     on_timeout: Literal["reject"] | list[Step] | None = None
     on_reject: list[Step] | None = None
+
+    @model_validator(mode="after")
+    def _titled(self) -> Approval:
+        if self.title is None and not (
+            isinstance(self.approvers, list) and self.approvers
+            and all(isinstance(a, ApproverEntry) and a.title is not None for a in self.approvers)
+        ):  # fmt: skip
+            raise ValueError("approval needs `title` (it may be left out only when every approver entry has one)")
+        return self
+
+    @property
+    def has_entries(self) -> bool:
+        """Approvers written as entries: each task has its own title and list, and the output has `chain`."""
+        return isinstance(self.approvers, list) and any(isinstance(a, ApproverEntry) for a in self.approvers)
 
 
 class HumanTask(StepBase):
@@ -960,6 +990,7 @@ class TaskExpect(StrictModel):
     related_to: str | None = None
     attachments_required: list[str] | None = None
     decision: str | None = None
+    created_at: dt.datetime | None = Field(None, description="when the task was created, to the second")
     count: int | None = Field(None, ge=0)
 
 

@@ -501,7 +501,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
         if body.decision not in allowed:
             raise ApiError(
                 422,
-                f"body.decision: '{body.decision}' is not a decision for a {task.kind} task",
+                f"body.decision: '{body.decision}' is not a decision for this {task.kind} task",
                 code="invalid",
                 field="body.decision",
                 hint="one of: " + ", ".join(allowed),

@@ -124,6 +124,11 @@ class Writer:
         try:
             with self.store.transaction():
                 for job in batch:
+                    # A caller that gave up before its job started (an API request cancelled while
+                    # queued) cancelled the future: skip the job. Once marked running, a future can no
+                    # longer be cancelled, so resolving it below cannot fail and stop this thread.
+                    if not job.future.set_running_or_notify_cancel():
+                        continue
                     try:
                         with self.store.transaction():
                             value = job.fn()

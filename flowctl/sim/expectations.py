@@ -184,6 +184,7 @@ def _task_view(t: Task) -> dict[str, Any]:
     if t.attachments_required:
         view["attachments_required"] = t.attachments_required
     view["step"] = t.step
+    view["created_at"] = t.created_at.isoformat()
     return view
 
 
@@ -201,6 +202,7 @@ TASK_MATCHERS: dict[str, Matcher] = {
     "related_to": _related,
     "attachments_required": lambda e, t: sorted(e) == sorted(t.attachments_required),
     "decision": lambda e, t: t.decision == e,
+    "created_at": lambda e, t: _same_second(e, t.created_at),
 }
 
 

@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +75,13 @@ def ts(value: dt.datetime | None) -> str | None:
     """An aware instant as a fixed-width UTC string (`2026-03-02T09:00:00.000000+00:00`), sortable as text."""
     if value is None:
         return None
+    return _utc_text(value)
+
+
+# Cached: one engine call writes a dozen rows stamped with the same `now`. The text depends only
+# on the instant, which is what datetimes hash and compare by (naive ones raise and are not cached).
+@lru_cache(maxsize=1024)
+def _utc_text(value: dt.datetime) -> str:
     if value.tzinfo is not UTC:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; every instant must be aware UTC")

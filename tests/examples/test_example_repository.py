@@ -15,6 +15,7 @@ from flowctl.cli.main import app
 from flowctl.engine.state import Event
 from flowctl.resources.models import (
     Approval,
+    ApproverEntry,
     AssignRecord,
     DateTrigger,
     EventTrigger,
@@ -79,9 +80,12 @@ def _step(project: Project, flow: str, step_id: str, model: type[T]) -> T:
 
 
 def test_seed_requirements_are_expressed(project: Project) -> None:
-    # PowerX C: the two approvals with their required documents.
-    price = _step(project, "proposal-approval", "price_approval", Approval)
-    legal = _step(project, "proposal-approval", "legal_review", Approval)
+    # PowerX C: one approval list, both tasks at once, each with its required documents.
+    approvals = _step(project, "proposal-approval", "approvals", Approval)
+    assert approvals.mode == "all"
+    price, legal = approvals.approvers
+    assert isinstance(price, ApproverEntry) and isinstance(legal, ApproverEntry)
+    assert (price.title or "").startswith("Price approval") and (legal.title or "").startswith("Legal review")
     assert price.attachments_required == ["quote.pdf", "discount-justification.pdf"]
     assert legal.attachments_required == ["contract-draft.docx", "nda.pdf"]
     # PowerX D: 3 attempts, then a person.

@@ -118,12 +118,42 @@ def test_switch_cases_are_labelled_and_call_flow_is_drawn(project: Project) -> N
 def test_approval_outcomes(project: Project) -> None:
     graph = build_graph(project.flows["proposal-approval"])
     edges = _edges(graph)
-    assert ("s_price_approval", "s_legal_review", "approved") in edges
-    assert ("s_price_approval", "s_price_rejected", "rejected") in edges
-    assert ("s_price_approval", "s_price_overdue", "timeout 2d") in edges
-    # on_timeout: reject follows the rejection branch
-    assert ("s_legal_review", "s_legal_rejected", "timeout 3d: reject") in edges
-    assert "requires quote.pdf, discount-justification.pdf" in _label(graph, "s_price_approval")
+    # the two approver entries are parallel tasks, joined before the outcomes
+    assert {("s_approvals", "s_approvals_task1", None), ("s_approvals", "s_approvals_task2", None)} <= edges
+    assert {("s_approvals_task1", "s_approvals_decision", None), ("s_approvals_task2", "s_approvals_decision", None)} <= edges
+    assert ("s_approvals_decision", "s_approved", "approved") in edges
+    assert ("s_approvals_decision", "s_rejected", "rejected") in edges
+    assert ("s_approvals_decision", "s_approvals_overdue", "timeout 2d") in edges
+    assert "2 tasks at once, all must approve" in _label(graph, "s_approvals")
+    assert "requires quote.pdf, discount-justification.pdf" in _label(graph, "s_approvals_task1")
+    assert _label(graph, "s_approvals_task2").splitlines() == [
+        "Legal review: {{ record.name }}", "approver {{ team('legal').manager }}", "requires contract-draft.docx, nda.pdf",
+    ]  # fmt: skip
+
+
+def test_approval_on_timeout_reject_follows_the_rejection_branch() -> None:
+    graph = build_graph(_flow({"steps": [
+        {"id": "ok", "action": "approval", "title": "OK?", "approvers": "boss", "timeout": "3d", "on_timeout": "reject",
+         "on_reject": [{"id": "undo", "action": "log", "message": "no"}]},
+    ]}))  # fmt: skip
+    assert ("s_ok", "s_undo", "timeout 3d: reject") in _edges(graph)
+
+
+def test_approver_entries_in_sequence_are_chained_tasks() -> None:
+    graph = build_graph(_flow({"steps": [
+        {"id": "ok", "action": "approval", "mode": "sequence", "title": "OK?", "attachments_required": ["a.pdf"],
+         "approvers": [{"user": "ann", "title": "First"}, "bob"]},
+    ]}))  # fmt: skip
+    edges = _edges(graph)
+    assert ("s_ok", "s_ok_task1", None) in edges
+    assert ("s_ok_task1", "s_ok_task2", "approved") in edges
+    assert ("s_ok_task2", "s_ok_decision", None) in edges
+    assert ("s_ok", "s_ok_task2", None) not in edges
+    assert ("s_ok_decision", "finish", "approved") in edges
+    assert ("s_ok_decision", "rejected", "rejected") in edges
+    assert _label(graph, "s_ok_task1").splitlines() == ["First", "approver ann", "requires a.pdf"]
+    assert _label(graph, "s_ok_task2").splitlines() == ["OK?", "approver bob", "requires a.pdf"]
+    assert "2 tasks one after another" in _label(graph, "s_ok")
 
 
 def test_approval_without_on_reject_ends_with_outcome_rejected() -> None:

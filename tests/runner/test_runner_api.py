@@ -109,8 +109,7 @@ def test_inflight_counts_open_runs_per_flow_and_version(api: Api) -> None:
     # Each welcome run stays open (running) until the outbox worker has delivered its email and
     # reported back, which happens after the event's answer and lags under load: wait for them,
     # so that only the parked runs are in flight when they are counted.
-    for run_id in welcome_runs:
-        api.wait_for(lambda run_id=run_id: api.run_status(run_id) == "succeeded")
+    api.wait_for(lambda: all(api.run_status(run_id) == "succeeded" for run_id in welcome_runs))
     api.post("/v1/events", [custom("park", f"c-{i}") for i in range(3)])
     apply(api, expected=1)
     api.post("/v1/events", custom("park", "c-0"))
