@@ -1,11 +1,13 @@
 """Runner benchmark: events → completed runs per second, latency, memory with many waiting runs.
 
-    .venv/bin/python benchmarks/runner_bench.py [--events 4000] [--batch 50]
+    .venv/bin/python benchmarks/runner_bench.py [--events 4000] [--batch 50] [--repeat 3]
+        [--durability full,normal]
 
-Starts `flowctl runner serve` as a subprocess on 127.0.0.1 (its default
-configuration: SQLite in WAL mode, synchronous=FULL, group commit), applies a
-bundle with a 3-step flow without external I/O (update_record, log,
-create_task), and measures:
+Starts `flowctl runner serve` as a subprocess on 127.0.0.1 once per runner.yaml
+`durability` setting (`full`: WAL + synchronous=FULL, the default; `normal`: WAL +
+synchronous=NORMAL; both with group commit), applies a bundle with a 3-step
+flow without external I/O (update_record, log, create_task), and measures, for
+each setting:
 
 1. completed runs per second at 1 and 16 concurrent clients, posting one
    event per request and batches of `--batch` events per request (every run
@@ -17,12 +19,14 @@ create_task), and measures:
    on a shared machine the commit's fsync latency varies with other I/O, the
    CPU cost does not, so it says what the runner itself spends;
 4. a raw SQLite loop inserting the same number of rows of the same average
-   size per event, committing in groups of the size the runner's group commit
-   averaged, printed as a ratio;
-5. resident memory of the runner process with 10,000 waiting runs.
+   size per event, with the same synchronous setting, committing in groups of
+   the size the runner's group commit averaged, printed as a ratio;
+5. once: resident memory of the runner process with 10,000 waiting runs.
 
 `--repeat N` runs every throughput mode N times (fresh events each time) and
-prints the median of each figure after the individual runs.
+prints the median of each figure. The settings take turns within each round
+(full's four modes, then normal's, then the next round), so a change in the
+machine's disk load during the benchmark falls on both alike.
 
 Prints figures; asserts nothing (benchmarks are not tests).
 """
@@ -41,8 +45,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -83,9 +88,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+DURABILITIES = ("full", "normal")
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}  # what each setting sets (flowctl.store.sqlite)
+
+
 class Runner:
-    def __init__(self, base: Path) -> None:
+    started: ClassVar[list[Runner]] = []  # stopped on the way out, also when the benchmark fails half-way
+
+    def __init__(self, base: Path, durability: str = "full") -> None:
         self.base = base
+        self.durability = durability
+        base.mkdir(parents=True, exist_ok=True)
+        # `runner serve` reads ./runner.yaml: the setting under test, as a user would configure it.
+        (base / "runner.yaml").write_text(f"durability: {durability}\n")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWCTL_")}
@@ -96,6 +111,7 @@ class Runner:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        Runner.started.append(self)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -107,6 +123,10 @@ class Runner:
             raise SystemExit("the runner did not start")
         self.token = (base / ".flowctl" / "admin.token").read_text().strip()
         self.headers = {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def db(self) -> Path:
+        return self.base / ".flowctl" / "runner.db"
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the runner process so far (every thread)."""
@@ -128,8 +148,9 @@ class Runner:
         return r.json()
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(60)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(60)
 
 
 def touch(i: int) -> dict[str, Any]:
@@ -216,11 +237,13 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def raw_sqlite(rows_per_event: float, bytes_per_row: int, events: int, group: int, path: Path) -> float:
+def raw_sqlite(
+    rows_per_event: float, bytes_per_row: int, events: int, group: int, path: Path, synchronous: str
+) -> float:
     """Events/s for a plain sqlite3 loop inserting the same rows, same durability, same commit grouping."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("CREATE TABLE rows (n INTEGER PRIMARY KEY, k TEXT NOT NULL, data TEXT NOT NULL)")
     conn.execute("CREATE INDEX rows_k ON rows (k)")
     payload = json.dumps({"x": "y" * max(0, bytes_per_row - 10)})
@@ -257,6 +280,57 @@ def table_rows(db: Path) -> tuple[int, int]:
     return total, size
 
 
+def prepare(runner: Runner, contacts: int) -> None:
+    """Apply the bundle and create the contacts the measured events touch (not measured)."""
+    httpx.put(
+        f"{runner.url}/v1/bundle",
+        json={"bundle": BUNDLE, "expected_version": 0},
+        headers=runner.headers,
+        timeout=60,
+    ).raise_for_status()
+    for i in range(0, contacts, 500):
+        runner.post(
+            "/v1/events",
+            [
+                {"type": "record_created", "object": "contact", "record": {"id": f"c-{j}"}}
+                for j in range(i, min(contacts, i + 500))
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class Measure:
+    rate: float  # completed runs/s
+    p50: float  # ms
+    p99: float  # ms
+    group: float  # engine calls per commit
+    cpu: float  # runner CPU µs per event
+
+    def line(self, clients: int, batch: int) -> str:
+        return (
+            f"{clients:>7} {batch:>11} {self.rate:>8.0f} {self.p50:>7.1f} {self.p99:>7.1f}"
+            f" {self.group:>12.1f} {self.cpu:>12.0f}"
+        )
+
+    @staticmethod
+    def median(runs: list[Measure]) -> Measure:
+        return Measure(
+            *(statistics.median(getattr(r, f) for r in runs) for f in ("rate", "p50", "p99", "group", "cpu"))
+        )
+
+
+def throughput(runner: Runner, offset: int, n: int, clients: int, batch: int) -> Measure:
+    """Post `n` touch events (contacts offset..offset+n) and measure the runner."""
+    events = [touch(i) for i in range(offset, offset + n)]
+    before = runner.get("/v1/metrics")["writer"]
+    cpu_before = runner.cpu_seconds()
+    seconds, lat = asyncio.run(drive(runner.url, runner.headers, events, clients, batch))
+    cpu = (runner.cpu_seconds() - cpu_before) / n * 1e6
+    after = runner.get("/v1/metrics")["writer"]
+    group = (after["jobs"] - before["jobs"] - 1) / max(1, after["batches"] - before["batches"] - 1)
+    return Measure(n / seconds, pct(lat, 50) * 1000, pct(lat, 99) * 1000, group, cpu)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -267,135 +341,142 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each throughput mode (medians printed)"
     )
+    parser.add_argument(
+        "--durability",
+        default=",".join(DURABILITIES),
+        help="runner.yaml durability settings to measure, comma-separated (default: full,normal)",
+    )
     args = parser.parse_args()
+    settings = [d.strip() for d in args.durability.split(",") if d.strip()]
+    unknown = [d for d in settings if d not in DURABILITIES]
+    if unknown or not settings:
+        parser.error(f"--durability takes {' and/or '.join(DURABILITIES)}, not {args.durability!r}")
 
     with tempfile.TemporaryDirectory(prefix="flowctl-bench-") as tmp:
-        base = Path(tmp)
-        (base / "a").mkdir()
-        runner = Runner(base / "a")
-        httpx.put(
-            f"{runner.url}/v1/bundle",
-            json={"bundle": BUNDLE, "expected_version": 0},
-            headers=runner.headers,
-            timeout=60,
-        ).raise_for_status()
-        n = args.events
-        modes = [(1, 1), (16, 1), (1, args.batch), (16, args.batch)] * max(1, args.repeat)
-        contacts = n * len(modes)
-        for i in range(0, contacts, 500):
-            runner.post(
-                "/v1/events",
-                [
-                    {"type": "record_created", "object": "contact", "record": {"id": f"c-{j}"}}
-                    for j in range(i, min(contacts, i + 500))
-                ],
-            )
-        db = base / "a" / ".flowctl" / "runner.db"
-        rows_before, bytes_before = table_rows(db)
-        print(
-            f"runner: 3-step flow (update_record, log, create_task), {n} events per run, SQLite WAL synchronous=FULL"
-        )
-        header = (
-            f"{'clients':>7} {'per request':>11} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'commit group':>12}"
-            f" {'CPU µs/event':>12}"
-        )
-        print(header)
-        rows: dict[tuple[int, int], list[tuple[float, float, float, float, float]]] = {}
-        offset = 0
-        for clients, batch in modes:
-            events = [touch(i) for i in range(offset, offset + n)]
-            offset += n
-            before = runner.get("/v1/metrics")["writer"]
-            cpu_before = runner.cpu_seconds()
-            seconds, lat = asyncio.run(drive(runner.url, runner.headers, events, clients, batch))
-            cpu = (runner.cpu_seconds() - cpu_before) / n * 1e6
-            after = runner.get("/v1/metrics")["writer"]
-            group = (after["jobs"] - before["jobs"] - 1) / max(1, after["batches"] - before["batches"] - 1)
-            rate = n / seconds
-            row = (rate, pct(lat, 50) * 1000, pct(lat, 99) * 1000, group, cpu)
-            rows.setdefault((clients, batch), []).append(row)
-            print(
-                f"{clients:>7} {batch:>11} {rate:>8.0f} {row[1]:>7.1f} {row[2]:>7.1f} {group:>12.1f} {cpu:>12.0f}"
-            )
-        if args.repeat > 1:
-            print(f"median of {args.repeat} runs:")
-            print(header)
-            for (clients, batch), runs in rows.items():
-                med = [statistics.median(r[k] for r in runs) for k in range(5)]
-                print(
-                    f"{clients:>7} {batch:>11} {med[0]:>8.0f} {med[1]:>7.1f} {med[2]:>7.1f} {med[3]:>12.1f}"
-                    f" {med[4]:>12.0f}"
-                )
+        try:
+            measure_all(Path(tmp), args, settings)
+        finally:
+            for runner in Runner.started:
+                runner.stop()
+
+
+def measure_all(base: Path, args: argparse.Namespace, settings: list[str]) -> None:
+    n = args.events
+    modes = [(1, 1), (16, 1), (1, args.batch), (16, args.batch)]
+    rounds = max(1, args.repeat)
+    runners = {d: Runner(base / d, d) for d in settings}
+    before_rows: dict[str, tuple[int, int]] = {}
+    for durability, runner in runners.items():
+        prepare(runner, contacts=n * len(modes) * rounds)
+        before_rows[durability] = table_rows(runner.db)
+    print(f"runner: 3-step flow (update_record, log, create_task), {n} events per run, SQLite WAL")
+    header = (
+        f"{'durability':>10} {'clients':>7} {'per request':>11} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+        f" {'commit group':>12} {'CPU µs/event':>12}"
+    )
+    print(header)
+    rows: dict[str, dict[tuple[int, int], list[Measure]]] = {d: {} for d in settings}
+    # Each runner has its own contacts c-0 … c-(contacts-1); each run touches the next n of them.
+    offset = dict.fromkeys(settings, 0)
+    for _ in range(rounds):
+        for durability, runner in runners.items():
+            for clients, batch in modes:
+                measure = throughput(runner, offset[durability], n, clients, batch)
+                offset[durability] += n
+                rows[durability].setdefault((clients, batch), []).append(measure)
+                print(f"{durability:>10} {measure.line(clients, batch)}")
+    baselines: dict[str, dict[tuple[int, int], float]] = {}
+    for durability, runner in runners.items():
         stats = {f["flow"]: f for f in runner.get("/v1/stats")["flows"]}
         completed = stats["touch"]["succeeded"]
-        rows_after, bytes_after = table_rows(db)
-        total = n * len(modes)
-        print(
-            f"completed touch runs: {completed} of {total} events (each answer was sent after its run's commit)"
-        )
+        total = n * len(modes) * rounds
+        if completed != total:
+            raise SystemExit(f"{durability}: {completed} touch runs completed for {total} events")
+        rows_after, bytes_after = table_rows(runner.db)
+        runner.stop()
+        rows_before, bytes_before = before_rows[durability]
         rows_per_event = (rows_after - rows_before) / total
         bytes_per_row = int((bytes_after - bytes_before) / max(1, rows_after - rows_before))
         print(
-            f"raw sqlite3 loop inserting the same {rows_per_event:.1f} rows/event of ~{bytes_per_row} B, "
-            "WAL + synchronous=FULL, commits grouped like the runner's:"
+            f"{durability}: {completed} completed touch runs of {total} events (each answer was sent after "
+            f"its run's commit); {rows_per_event:.1f} rows/event of ~{bytes_per_row} B"
         )
-        for k, ((clients, batch), runs) in enumerate(rows.items()):
-            rate = statistics.median(r[0] for r in runs)
-            group = max(1, round(statistics.median(r[3] for r in runs)))
-            raw = raw_sqlite(rows_per_event, bytes_per_row, n, group, base / f"raw-{k}.db")
-            print(
-                f"  {clients:>2} client(s), {batch:>2}/request: raw {raw:>7.0f} events/s (commits of {group:>3}), "
-                f"runner {rate:>5.0f} = {rate / raw:.2f} of raw"
+        baselines[durability] = {
+            mode: raw_sqlite(
+                rows_per_event,
+                bytes_per_row,
+                n,
+                max(1, round(statistics.median(m.group for m in runs))),
+                base / f"raw-{durability}-{k}.db",
+                SYNCHRONOUS[durability],
             )
-        runner.stop()
+            for k, (mode, runs) in enumerate(rows[durability].items())
+        }
+    for durability in settings:
+        print()
+        print(
+            f"durability: {durability} (WAL, synchronous={SYNCHRONOUS[durability]})"
+            + (f", median of {rounds} runs" if rounds > 1 else "")
+            + "; raw = a sqlite3 loop inserting the same rows with the same synchronous and commit groups"
+        )
+        print(
+            f"{'clients':>7} {'per request':>11} {'runs/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
+            f" {'commit group':>12} {'CPU µs/event':>12} {'raw events/s':>12} {'of raw':>6}"
+        )
+        for (clients, batch), runs in rows[durability].items():
+            med = Measure.median(runs)
+            raw = baselines[durability][(clients, batch)]
+            print(f"{med.line(clients, batch)} {raw:>12.0f} {med.rate / raw:>6.2f}")
+        single = [Measure.median(rows[durability][(c, 1)]) for c in (1, 16)]
+        met = all(m.rate >= 1000 and m.p99 < 50 for m in single)
+        print(
+            "target (>= 1,000 runs/s and p99 < 50 ms at 1 and 16 clients, one event per request): "
+            + ("met" if met else "not met")
+        )
+    print()
 
-        (base / "b").mkdir()
-        parked = Runner(base / "b")
-        httpx.put(
-            f"{parked.url}/v1/bundle",
-            json={"bundle": BUNDLE, "expected_version": 0},
-            headers=parked.headers,
-            timeout=60,
-        ).raise_for_status()
-        rss_start = parked.rss_mib()
-        w = args.waiting
-        for i in range(0, w, 500):
-            parked.post(
-                "/v1/events",
-                [
-                    {"type": "record_created", "object": "contact", "record": {"id": f"p-{j}"}}
-                    for j in range(i, min(w, i + 500))
-                ],
-            )
-            parked.post(
-                "/v1/events",
-                [
-                    {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
-                    for j in range(i, min(w, i + 500))
-                ],
-            )
-        waiting = parked.get("/v1/metrics")["gauges"]["runs"].get("waiting", 0)
-        time.sleep(1)
-        print(
-            f"memory: runner RSS {rss_start:.0f} MiB at start, {parked.rss_mib():.0f} MiB with {waiting} waiting runs"
+    parked = Runner(base / "memory", settings[0])
+    prepare(parked, contacts=0)
+    rss_start = parked.rss_mib()
+    w = args.waiting
+    for i in range(0, w, 500):
+        parked.post(
+            "/v1/events",
+            [
+                {"type": "record_created", "object": "contact", "record": {"id": f"p-{j}"}}
+                for j in range(i, min(w, i + 500))
+            ],
         )
-        _, latency = asyncio.run(
-            drive(
-                parked.url,
-                parked.headers,
-                [
-                    {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
-                    for j in range(200)
-                ],
-                1,
-                1,
-            )
+        parked.post(
+            "/v1/events",
+            [
+                {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
+                for j in range(i, min(w, i + 500))
+            ],
         )
-        print(
-            f"  single-event latency with {waiting} waiting runs: p50 {statistics.median(latency) * 1000:.1f} ms, "
-            f"p99 {pct(latency, 99) * 1000:.1f} ms"
+    waiting = parked.get("/v1/metrics")["gauges"]["runs"].get("waiting", 0)
+    time.sleep(1)
+    print(
+        f"memory (durability {settings[0]}): runner RSS {rss_start:.0f} MiB at start, "
+        f"{parked.rss_mib():.0f} MiB with {waiting} waiting runs"
+    )
+    _, latency = asyncio.run(
+        drive(
+            parked.url,
+            parked.headers,
+            [
+                {"type": "event", "name": "park", "object": "contact", "record": {"id": f"p-{j}"}}
+                for j in range(200)
+            ],
+            1,
+            1,
         )
-        parked.stop()
+    )
+    print(
+        f"  single-event latency with {waiting} waiting runs: p50 {statistics.median(latency) * 1000:.1f} ms, "
+        f"p99 {pct(latency, 99) * 1000:.1f} ms"
+    )
+    parked.stop()
 
 
 if __name__ == "__main__":

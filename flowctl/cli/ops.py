@@ -8,6 +8,7 @@ API's answer unchanged (documented in docs/formats/api.md).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection, Iterable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,37 @@ def _show(renderable: Any) -> None:
 
 def _client(runner: str | None, token: str | None) -> RunnerClient:
     return RunnerClient.from_options(runner, token)
+
+
+def _ask(
+    runner: str | None, token: str | None, fmt: Format, request: Callable[[RunnerClient], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Send one request to the runner and return its answer for the text rendering.
+
+    With `--format json` the answer is printed unchanged instead and None comes back: nothing is left to render.
+    """
+    with _client(runner, token) as client:
+        answer = request(client)
+    if fmt == Format.json:
+        print_json(answer)
+        return None
+    return answer
+
+
+def _table(
+    columns: Iterable[str],
+    *,
+    title: str | None = None,
+    wrap: Collection[str] | None = None,
+    right: Collection[str] = (),
+) -> Table:
+    """A borderless table; `wrap`: the only columns that may wrap (None: all may), `right`: right-justified ones."""
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    for col in columns:
+        table.add_column(
+            col, no_wrap=wrap is not None and col not in wrap, justify="right" if col in right else "left"
+        )
+    return table
 
 
 def _short_time(value: str | None) -> str:
@@ -220,18 +252,18 @@ def runs_list(
 
         flowctl runs list --flow welcome-new-customer --status waiting,failed
     """
-    with _client(runner, token) as client:
-        page = client.runs(flow=flow, status=status, record=record, object=obj, since=since, limit=limit)
-    if fmt == Format.json:
-        print_json(page)
+    page = _ask(
+        runner, token, fmt, lambda c: c.runs(flow=flow, status=status, record=record, object=obj, since=since, limit=limit)
+    )
+    if page is None:
         return
     runs = page["runs"]
     if not runs:
         console.print("no runs")
         return
-    table = Table(box=None, pad_edge=False)
-    for col in ("RUN", "FLOW", "V", "RECORD", "STATUS", "STEP", "STARTED", "DURATION", "ERROR"):
-        table.add_column(col, no_wrap=col not in ("ERROR",))
+    table = _table(
+        ("RUN", "FLOW", "V", "RECORD", "STATUS", "STEP", "STARTED", "DURATION", "ERROR"), wrap=("ERROR",)
+    )
     for r in runs:
         record_label = f"{r['object']}/{r['record_id']}" if r.get("record_id") else "-"
         step = r["step"] or "-"
@@ -270,10 +302,8 @@ def runs_show(
 
         flowctl runs show run-12 --trace
     """
-    with _client(runner, token) as client:
-        run = client.run(run_id)
-    if fmt == Format.json:
-        print_json(run)
+    run = _ask(runner, token, fmt, lambda c: c.run(run_id))
+    if run is None:
         return
     record = f"{run['object']}/{run['record_id']}" if run.get("record_id") else "no record"
     console.print(
@@ -290,9 +320,7 @@ def runs_show(
         w = run["waiting"]
         until = f" until {_short_time(w.get('until'))}" if w.get("until") else ""
         console.print(f"waiting for {w.get('kind')}{until} at step {run.get('step')}")
-    steps = Table(title="steps", title_justify="left", box=None, pad_edge=False)
-    for col in ("STEP", "TRY", "STATUS", "STARTED", "ENDED", "DETAIL"):
-        steps.add_column(col, no_wrap=col != "DETAIL")
+    steps = _table(("STEP", "TRY", "STATUS", "STARTED", "ENDED", "DETAIL"), title="steps", wrap=("DETAIL",))
     for s in run["steps"]:
         detail = ""
         if s.get("error"):
@@ -311,9 +339,7 @@ def runs_show(
         )
     _show(steps)
     if run["messages"]:
-        msgs = Table(title="messages", title_justify="left", box=None, pad_edge=False)
-        for col in ("ID", "CHANNEL", "TO", "SUBJECT", "STATUS", "KEY"):
-            msgs.add_column(col)
+        msgs = _table(("ID", "CHANNEL", "TO", "SUBJECT", "STATUS", "KEY"), title="messages")
         for m in run["messages"]:
             msgs.add_row(
                 m["id"],
@@ -337,10 +363,8 @@ def runs_show(
 
 
 def _run_action(action: str, run_id: str, runner: str | None, token: str | None, fmt: Format) -> None:
-    with _client(runner, token) as client:
-        run = client.retry_run(run_id) if action == "retry" else client.cancel_run(run_id)
-    if fmt == Format.json:
-        print_json(run)
+    run = _ask(runner, token, fmt, lambda c: c.retry_run(run_id) if action == "retry" else c.cancel_run(run_id))
+    if run is None:
         return
     console.print(
         f"{run['id']}: {_status(run['status'])}" + (f" at step {run['step']}" if run.get("step") else "")
@@ -395,9 +419,7 @@ tasks_app = typer.Typer(
 
 
 def _print_tasks(tasks: list[dict[str, Any]], title: str | None = None) -> None:
-    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
-    for col in ("TASK", "KIND", "SUBJECT", "ASSIGNEE", "STATUS", "DUE", "RUN"):
-        table.add_column(col, no_wrap=col != "SUBJECT")
+    table = _table(("TASK", "KIND", "SUBJECT", "ASSIGNEE", "STATUS", "DUE", "RUN"), title=title, wrap=("SUBJECT",))
     for t in tasks:
         status = t["status"] + (f" ({t['decision']})" if t.get("decision") else "")
         assignee = t.get("assignee") or ", ".join(t.get("approvers") or []) or "-"
@@ -467,10 +489,8 @@ def tasks_complete(
         if not sep or not key:
             raise FlowctlError(f"--data {item!r}: expected key=value")
         values[key] = value
-    with _client(runner, token) as client:
-        task = client.complete_task(task_id, decision, comment=comment, by=by, data=values)
-    if fmt == Format.json:
-        print_json(task)
+    task = _ask(runner, token, fmt, lambda c: c.complete_task(task_id, decision, comment=comment, by=by, data=values))
+    if task is None:
         return
     console.print(
         f"{task['id']}: {task['status']} ({task['decision']}) by {task.get('by') or '-'}"
@@ -497,10 +517,8 @@ def run_flow(
 
         flowctl run send-renewal-quote --record d-17
     """
-    with _client(runner, token) as client:
-        result = client.start_run(flow, record, obj)
-    if fmt == Format.json:
-        print_json(result)
+    result = _ask(runner, token, fmt, lambda c: c.start_run(flow, record, obj))
+    if result is None:
         return
     if result["runs"]:
         console.print(f"started {', '.join(result['runs'])} ({flow})")
@@ -531,10 +549,8 @@ def records_show(
 
         flowctl records show contact c-1
     """
-    with _client(runner, token) as client:
-        rec = client.record(obj, record_id)
-    if fmt == Format.json:
-        print_json(rec)
+    rec = _ask(runner, token, fmt, lambda c: c.record(obj, record_id))
+    if rec is None:
         return
     console.print(f"[bold]{rec['object']}/{rec['id']}[/]" + ("  [red]deleted[/]" if rec["deleted"] else ""))
     for key, value in rec["fields"].items():
@@ -570,29 +586,15 @@ def stats(
     """
     from flowctl.cli.sla import show_figures  # imported here: flowctl.cli.sla builds on this module
 
-    with _client(runner, token) as client:
-        data = client.stats(flow=flow, since=since)
-    if fmt == Format.json:
-        print_json(data)
+    data = _ask(runner, token, fmt, lambda c: c.stats(flow=flow, since=since))
+    if data is None:
         return
     if not data["flows"]:
         console.print("no runs yet")
         show_figures(data.get("sla"))
         return
-    table = Table(box=None, pad_edge=False)
-    for col in (
-        "FLOW",
-        "TRIGGERED",
-        "OK",
-        "COMPENSATED",
-        "FAILED",
-        "OPEN",
-        "SUCCESS",
-        "AVG",
-        "P95",
-        "ACTIONS",
-    ):
-        table.add_column(col, justify="right" if col not in ("FLOW", "ACTIONS") else "left")
+    numbers = ("TRIGGERED", "OK", "COMPENSATED", "FAILED", "OPEN", "SUCCESS", "AVG", "P95")
+    table = _table(("FLOW", *numbers, "ACTIONS"), right=numbers)
     for f in data["flows"]:
         rate = "-" if f["success_rate"] is None else f"{f['success_rate'] * 100:.1f}%"
         actions = ", ".join(f"{k} {v}" for k, v in f["actions"].items()) or "-"
@@ -634,17 +636,15 @@ def report_failures(
 
         flowctl report failures --flow erp-sync
     """
-    with _client(runner, token) as client:
-        data = client.failures(flow=flow, since=since)
-    if fmt == Format.json:
-        print_json(data)
+    data = _ask(runner, token, fmt, lambda c: c.failures(flow=flow, since=since))
+    if data is None:
         return
     if not data["failures"]:
         console.print("no failed step attempts")
     else:
-        table = Table(title="failed attempts", title_justify="left", box=None, pad_edge=False)
-        for col in ("FLOW", "STEP", "ACTION", "ERROR CLASS", "CATEGORY", "ATTEMPTS"):
-            table.add_column(col, justify="right" if col == "ATTEMPTS" else "left")
+        table = _table(
+            ("FLOW", "STEP", "ACTION", "ERROR CLASS", "CATEGORY", "ATTEMPTS"), title="failed attempts", right=("ATTEMPTS",)
+        )
         for f in data["failures"]:
             table.add_row(
                 f["flow"],

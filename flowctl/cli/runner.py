@@ -36,6 +36,16 @@ DbOpt = typer.Option(None, "--db", help="The SQLite file (default: .flowctl/runn
 ConfigOpt = typer.Option(None, "--config", "-c", help="runner.yaml (default: ./runner.yaml when it exists).")
 
 
+# The start banner's line for runner.yaml `durability` (docs/runner.md, Durability).
+DURABILITY_MEANING = {
+    "full": "an answered event is on disk (synchronous=FULL), it survives a power loss",
+    "normal": (
+        "an answered event survives a crash of the runner (synchronous=NORMAL); "
+        "an OS crash or power loss may roll back the last ones"
+    ),
+}
+
+
 def _config(path: Path | None) -> tuple[RunnerConfig, Path | None]:
     if path is None and Path("runner.yaml").is_file():
         path = Path("runner.yaml")
@@ -108,6 +118,7 @@ def serve(
     def ready(report: StartupReport) -> None:
         err_console.print(f"[bold]flowctl runner[/] listening on {url}", markup=True)
         err_console.print(f"  database     {report.db_path} (SQLite, WAL)")
+        err_console.print(f"  durability   {cfg.durability}: {DURABILITY_MEANING[cfg.durability]}")
         if cfg_path is not None:
             err_console.print(f"  config       {cfg_path}")
         if report.admin_token_file is not None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from flowctl.cli.common import console, handle_errors, print_json
-from flowctl.cli.ops import Format, FormatOpt, RunnerOpt, TokenOpt, _client, _short_time, _show
+from flowctl.cli.common import console, handle_errors
+from flowctl.cli.ops import Format, FormatOpt, RunnerOpt, TokenOpt, _ask, _short_time, _show, _table
 from flowctl.engine.sla_clocks import format_seconds
 
 sla_app = typer.Typer(
@@ -57,18 +56,14 @@ def status(
 
         flowctl sla status t-300 --object case
     """
-    with _client(runner, token) as client:
-        data = client.sla_status(object_name, record)
-    if fmt == Format.json:
-        print_json(data)
+    data = _ask(runner, token, fmt, lambda c: c.sla_status(object_name, record))
+    if data is None:
         return
     if not data["clocks"]:
         console.print(f"{object_name} {record} has no SLA clocks")
         return
     console.print(f"SLA clocks of {object_name} {record} at {_short_time(data.get('at'))} UTC")
-    table = Table(box=None, pad_edge=False)
-    for col in ("CLOCK", "POLICY", "STATE", "TARGET", "DUE (UTC)", "ELAPSED", "LEFT"):
-        table.add_column(col)
+    table = _table(("CLOCK", "POLICY", "STATE", "TARGET", "DUE (UTC)", "ELAPSED", "LEFT"))
     for c in data["clocks"]:
         table.add_row(c["clock"], c["policy"], _state(c), f"{c['target']} ({c['target_name']})",
                       _short_time(c.get("due_at")), format_seconds(c.get("elapsed_seconds")), _left(c))
@@ -99,10 +94,8 @@ def revert(
 
         flowctl sla revert t-300 first_response
     """
-    with _client(runner, token) as client:
-        data = client.sla_revert(object_name, record, clock)
-    if fmt == Format.json:
-        print_json(data)
+    data = _ask(runner, token, fmt, lambda c: c.sla_revert(object_name, record, clock))
+    if data is None:
         return
     restored = ", ".join(f"{k} → {v}" for k, v in data["restored"].items()) or "nothing to restore"
     console.print(f"reverted the {data['clock']} breach of {object_name} {record} ({data['policy']}): {restored}")
@@ -120,9 +113,8 @@ def show_figures(figures: dict[str, Any] | None) -> None:
         f"SLA: {figures['clocks']} clocks, {figures['met']} met, {figures['breached']} breached{reverted}; "
         f"achievement {rate}; average overdue {format_seconds(_whole(figures['avg_overdue_seconds']))}"
     )
-    table = Table(box=None, pad_edge=False)
-    for col in ("POLICY", "CLOCK", "CLOCKS", "MET", "BREACHED", "ACHIEVED", "AVG OVERDUE", "MAX OVERDUE"):
-        table.add_column(col, justify="left" if col in ("POLICY", "CLOCK") else "right")
+    numbers = ("CLOCKS", "MET", "BREACHED", "ACHIEVED", "AVG OVERDUE", "MAX OVERDUE")
+    table = _table(("POLICY", "CLOCK", *numbers), right=numbers)
     for row in figures["by_clock"]:
         achieved = "-" if row["achievement_rate"] is None else f"{row['achievement_rate'] * 100:.1f}%"
         table.add_row(row["policy"], row["clock"], str(row["clocks"]), str(row["met"]), str(row["breached"]),

@@ -271,12 +271,10 @@ def on_sent(sc: StepContext, message: Message) -> Any:
 def create_task(sc: StepContext) -> Outcome:
     step: CreateTask = sc.node.step
     subject = tpl(step.subject, sc.context) or ""
-    task = Task(
-        id=sc.rt.store.next_id("task"),
-        kind="task",
-        run_id=sc.run.id,
-        flow=sc.run.flow,
-        step=sc.node.id,
+    task = sc.rt.new_task(
+        sc.run,
+        sc.node.id,
+        "task",
         subject=subject,
         description=tpl(step.description, sc.context),
         assignee=tpl(step.assignee, sc.context) or None,
@@ -285,7 +283,6 @@ def create_task(sc: StepContext) -> Outcome:
         due_at=when_from_now(sc, step.due),
         related_to=tpl(step.related_to, sc.context) if step.related_to else _related(sc.record),
         attachments_required=list(step.attachments_required or []),
-        created_at=sc.rt.now,
     )
     sc.rt.store.put_task(task)
     sc.rt.trace("task", run=sc.run, step=sc.node.id, status="created", task=task.id, subject=subject,
@@ -375,17 +372,14 @@ def assign_record(sc: StepContext) -> Outcome:
     choice = assignment.choose(sc.rt, step, team, sc.record, user, fallback)
     if choice.user is None and choice.fallback == "manual_dispatch":
         manager = team.manager if team else None
-        task = Task(
-            id=sc.rt.store.next_id("task"),
-            kind="manual_dispatch",
-            run_id=sc.run.id,
-            flow=sc.run.flow,
-            step=sc.node.id,
+        task = sc.rt.new_task(
+            sc.run,
+            sc.node.id,
+            "manual_dispatch",
             subject=f"Dispatch {sc.record.object} {sc.record.id} manually",
             description=choice.rule,
             assignee=manager,
             related_to=_related(sc.record),
-            created_at=sc.rt.now,
             data={"field": step.field, "team": team.name if team else None},
         )
         sc.rt.store.put_task(task)
@@ -484,12 +478,10 @@ def approval_tasks(sc: StepContext, approvers: list[str], *, first_only: bool, s
         entry = step.approvers[index] if index is not None and isinstance(step.approvers, list) else None
         own = entry if isinstance(entry, ApproverEntry) else None
         out.append(
-            Task(
-                id=sc.rt.store.next_id("task"),
-                kind="approval",
-                run_id=sc.run.id,
-                flow=sc.run.flow,
-                step=sc.node.id,
+            sc.rt.new_task(
+                sc.run,
+                sc.node.id,
+                "approval",
                 subject=(tpl(own.title, sc.context) or "") if own and own.title is not None else title,
                 description=tpl(own.instructions if own and own.instructions is not None else step.instructions,
                                 sc.context),
@@ -502,7 +494,6 @@ def approval_tasks(sc: StepContext, approvers: list[str], *, first_only: bool, s
                     own.attachments_required if own and own.attachments_required is not None
                     else step.attachments_required or []
                 ),
-                created_at=sc.rt.now,
             )
         )
     return out
@@ -553,19 +544,16 @@ def approval(sc: StepContext) -> Outcome:
 def human_task(sc: StepContext) -> Outcome:
     step: HumanTask = sc.node.step
     due = Duration.parse(step.timeout).add_to(sc.rt.now, sc.tz) if step.timeout else None
-    task = Task(
-        id=sc.rt.store.next_id("task"),
-        kind="human_task",
-        run_id=sc.run.id,
-        flow=sc.run.flow,
-        step=sc.node.id,
+    task = sc.rt.new_task(
+        sc.run,
+        sc.node.id,
+        "human_task",
         subject=tpl(step.title, sc.context) or "",
         description=tpl(step.instructions, sc.context),
         assignee=tpl(step.assignee, sc.context) or None,
         due_at=due,
         related_to=_related(sc.record),
         attachments_required=list(step.attachments_required or []),
-        created_at=sc.rt.now,
     )
     return _wait_for_tasks(sc, [task], {})
 

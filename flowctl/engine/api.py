@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from flowctl.engine import runs, triggers
 from flowctl.engine.assignment import record_assignment
 from flowctl.engine.records import create_record, delete_record, new_record, update_fields
 from flowctl.engine.runs import EngineError
-from flowctl.engine.runtime import LATE_AFTER, Runtime, StepFaults
-from flowctl.engine.sla import SlaHook
+from flowctl.engine.runtime import LATE_AFTER, Runtime, RuntimeOptions
 from flowctl.engine.state import (
     DeliveryResult,
     Event,
@@ -50,19 +49,10 @@ class Engine:
     non-outbound steps (the simulator's `faults:`). `sla` receives the SLA hook calls.
     """
 
-    def __init__(
-        self,
-        store: Store,
-        bundles: BundleSource,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        any_secret: bool = False,
-        step_faults: StepFaults | None = None,
-        sla: SlaHook | None = None,
-    ) -> None:
+    def __init__(self, store: Store, bundles: BundleSource, **options: Unpack[RuntimeOptions]) -> None:
         self.store = store
         self.bundles = bundles
-        self.rt = Runtime(store, bundles, secrets=secrets, any_secret=any_secret, step_faults=step_faults, sla=sla)
+        self.rt = Runtime(store, bundles, **options)
 
     # ------------------------------------------------------------- internals
     def _drain(self) -> None:

@@ -287,18 +287,15 @@ def _failure(rt: Runtime, run: Run, node: Node, out: Outcome) -> None:
 def _compensate(rt: Runtime, run: Run, node: Node, out: Outcome) -> None:
     record = _record_of(rt, run)
     subject = f"Please perform {node.id} manually"
-    task = Task(
-        id=rt.store.next_id("task"),
-        kind="compensation",
-        run_id=run.id,
-        flow=run.flow,
-        step=node.id,
+    task = rt.new_task(
+        run,
+        node.id,
+        "compensation",
         subject=subject,
         description=f"Step {node.id} of flow {run.flow} failed after its retries: {out.error_class}: {out.error}. "
         "Complete this task with `done` once it is done by hand, or `rejected` to fail the run.",
         related_to=f"{record.object}/{record.id}" if record else None,
         error=f"{out.error_class}: {out.error}",
-        created_at=rt.now,
     )
     rt.store.put_task(task)
     assert run.cursor is not None

@@ -11,10 +11,10 @@ import datetime as dt
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from flowctl.engine.sla import SlaHook, installed_hook
-from flowctl.engine.state import Run, TimelineEntry, Timer, TraceEntry
+from flowctl.engine.state import Run, Task, TaskKind, TimelineEntry, Timer, TraceEntry
 from flowctl.engine.store import BundleSource, Store
 from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import FieldDef, Flow, ObjectSchema
@@ -46,23 +46,24 @@ class RecordChange:
     event_id: str | None = None
 
 
+class RuntimeOptions(TypedDict, total=False):
+    """The keyword options of `Engine(store, bundles, ...)`, handed on to `Runtime` (meanings: `Engine`)."""
+
+    secrets: Mapping[str, str] | None
+    any_secret: bool
+    step_faults: StepFaults | None
+    sla: SlaHook | None
+
+
 class Runtime:
-    def __init__(
-        self,
-        store: Store,
-        bundles: BundleSource,
-        *,
-        secrets: Mapping[str, str] | None = None,
-        any_secret: bool = False,
-        step_faults: StepFaults | None = None,
-        sla: SlaHook | None = None,
-    ) -> None:
+    def __init__(self, store: Store, bundles: BundleSource, **options: Unpack[RuntimeOptions]) -> None:
         self.store = store
         self.bundles = bundles
-        self.secret_names = frozenset(secrets or {})
-        self.any_secret = any_secret
+        self.secret_names = frozenset(options.get("secrets") or {})
+        self.any_secret = options.get("any_secret", False)
+        sla = options.get("sla")
         self.sla: SlaHook = sla if sla is not None else installed_hook()
-        self.step_faults = step_faults
+        self.step_faults = options.get("step_faults")
         self.now: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
         self.collected: list[TraceEntry] = []
         self.queue: deque[RecordChange] = deque()
@@ -172,6 +173,18 @@ class Runtime:
         )
         self.store.add_timer(timer)
         return timer
+
+    def new_task(self, run: Run, step: str, kind: TaskKind, **fields: Any) -> Task:
+        """A task of `run`'s step `step`, created now. Not stored yet: the caller puts it once it is complete."""
+        return Task(
+            id=self.store.next_id("task"),
+            kind=kind,
+            run_id=run.id,
+            flow=run.flow,
+            step=step,
+            created_at=self.now,
+            **fields,
+        )
 
 
 def run_owner(run_id: str) -> str:

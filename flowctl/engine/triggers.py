@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from flowctl.engine.context import condition_context, record_before, template_context
 from flowctl.engine.runs import recheck_conditions, start_run
@@ -371,23 +371,36 @@ def plan_date(rt: Runtime, flow: Flow, record: Record, *, after: dt.datetime | N
     return timer
 
 
-def fire_date(rt: Runtime, timer: Timer) -> None:
+T = TypeVar("T", DateTrigger, ScheduleTrigger)
+
+
+def _timer_flow(rt: Runtime, timer: Timer, kind: type[T]) -> tuple[int, TypedBundle, Flow, T] | None:
+    """The live flow a date or schedule timer starts, with its trigger; None when the live bundle no longer
+    has it enabled with a trigger of that kind (the timer then does nothing)."""
     live = rt.live()
     if live is None:
-        return
+        return None
     version, bundle = live
     flow = bundle.flows.get(timer.payload.get("flow", ""))
-    if flow is None or not flow.enabled or not isinstance(flow.trigger, DateTrigger):
+    if flow is None or not flow.enabled or not isinstance(flow.trigger, kind):
+        return None
+    return version, bundle, flow, flow.trigger
+
+
+def fire_date(rt: Runtime, timer: Timer) -> None:
+    found = _timer_flow(rt, timer, DateTrigger)
+    if found is None:
         return
+    version, bundle, flow, trig = found
     record = rt.store.get_record(timer.payload["object"], timer.payload["record_id"])
     if record is None or record.deleted:
         return
     occurrence = dt.datetime.fromisoformat(timer.payload["occurrence"])
-    trigger = {"type": "date", "field": flow.trigger.field, "occurrence": occurrence.isoformat(), "changed": [],
+    trigger = {"type": "date", "field": trig.field, "occurrence": occurrence.isoformat(), "changed": [],
                "before": {}}
     try_start(rt, version, bundle, flow, record, trigger, identity_values={"occurrence": occurrence.isoformat()},
               late=timer.fired_late)
-    if flow.trigger.repeat == "yearly":
+    if trig.repeat == "yearly":
         plan_date(rt, flow, record, after=occurrence)
 
 
@@ -417,19 +430,16 @@ def plan_schedule(rt: Runtime, flow: Flow, *, after: dt.datetime | None = None) 
 
 
 def fire_schedule(rt: Runtime, timer: Timer) -> None:
-    live = rt.live()
-    if live is None:
+    found = _timer_flow(rt, timer, ScheduleTrigger)
+    if found is None:
         return
-    version, bundle = live
-    flow = bundle.flows.get(timer.payload.get("flow", ""))
-    if flow is None or not flow.enabled or not isinstance(flow.trigger, ScheduleTrigger):
-        return
+    version, bundle, flow, trig = found
     tick = timer.due_at.isoformat()
     trigger: dict[str, Any] = {"type": "schedule", "tick": tick, "changed": [], "before": {}}
     if flow.object is None:
         try_start(rt, version, bundle, flow, None, trigger, identity_values={"tick": tick}, late=timer.fired_late)
     else:
-        selector = flow.trigger.conditions
+        selector = trig.conditions
         for record in list(rt.store.records_of(flow.object)):
             if selector is not None:
                 ctx = condition_context(rt, bundle, record=record, object_name=flow.object, timezone=flow.timezone,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowctl.resources.models import FieldDef, ObjectSchema
+from flowctl.resources.models import FieldDef, FieldType, ObjectSchema
 
 # Every record has these, whatever its object.
 SYSTEM_FIELDS: dict[str, FieldDef] = {
@@ -12,46 +12,42 @@ SYSTEM_FIELDS: dict[str, FieldDef] = {
 }
 
 
-def _obj(name: str, fields: dict[str, FieldDef]) -> ObjectSchema:
-    return ObjectSchema(kind="object", name=name, fields=fields)
+def _obj(name: str, /, **fields: FieldType | FieldDef) -> ObjectSchema:
+    """A built-in object; a field given by its type name alone has no other settings."""
+    defs = {key: FieldDef(type=value) if isinstance(value, str) else value for key, value in fields.items()}
+    return ObjectSchema(kind="object", name=name, fields=defs)
 
 
 BUILTIN_OBJECTS: dict[str, ObjectSchema] = {
     "user": _obj(
         "user",
-        {
-            "name": FieldDef(type="string"),
-            "email": FieldDef(type="email"),
-            "phone": FieldDef(type="phone"),
-            "role": FieldDef(type="string"),
-            "teams": FieldDef(type="list", items="string"),
-        },
+        name="string",
+        email="email",
+        phone="phone",
+        role="string",
+        teams=FieldDef(type="list", items="string"),
     ),
     "task": _obj(
         "task",
-        {
-            "subject": FieldDef(type="string"),
-            "description": FieldDef(type="text"),
-            "status": FieldDef(type="string"),
-            "priority": FieldDef(type="string"),
-            "assignee": FieldDef(type="ref", object="user"),
-            "due_at": FieldDef(type="datetime"),
-            "related_to": FieldDef(type="string"),
-            "attachments_required": FieldDef(type="list", items="string"),
-            "decision": FieldDef(type="string"),
-        },
+        subject="string",
+        description="text",
+        status="string",
+        priority="string",
+        assignee=FieldDef(type="ref", object="user"),
+        due_at="datetime",
+        related_to="string",
+        attachments_required=FieldDef(type="list", items="string"),
+        decision="string",
     ),
     "event": _obj(
         "event",
-        {
-            "subject": FieldDef(type="string"),
-            "start": FieldDef(type="datetime"),
-            "end": FieldDef(type="datetime"),
-            "location": FieldDef(type="string"),
-            "attendees": FieldDef(type="list", items="string"),
-        },
+        subject="string",
+        start="datetime",
+        end="datetime",
+        location="string",
+        attendees=FieldDef(type="list", items="string"),
     ),
-    "note": _obj("note", {"body": FieldDef(type="text"), "related_to": FieldDef(type="string")}),
+    "note": _obj("note", body="text", related_to="string"),
 }
 
 

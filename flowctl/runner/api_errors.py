@@ -9,9 +9,11 @@ events fast path (flowctl.runner.events_api) answer through these.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.types import Send
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -35,6 +37,13 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return error_body(self.message, code=self.code, field=self.field, hint=self.hint, **self.extra)
+
+
+def found(value: T | None, what: str, field: str) -> T:
+    """`value`, or a 404 `no <what>` naming the path parameter `field` when it is None."""
+    if value is None:
+        raise ApiError(404, f"no {what}", code="not_found", field=field)
+    return value
 
 
 def error_body(

@@ -29,7 +29,7 @@ from flowctl.engine.runs import EngineError
 from flowctl.errors import FlowctlError
 from flowctl.lang.durations import Duration
 from flowctl.runner import views
-from flowctl.runner.api_errors import ApiError, error_body
+from flowctl.runner.api_errors import ApiError, error_body, found
 from flowctl.runner.api_errors import field_path as _loc
 from flowctl.runner.api_models import BundlePut, ManualRunIn, TaskCompleteIn
 from flowctl.runner.auth import AuthError, Principal, Role, authenticate, authorize
@@ -270,13 +270,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
         row = reader.get_bundle(version) if version else None
         if row is None:
             return {"version": 0, "hash": None, "bundle": None, "applied_at": None, "meta": None}
-        return {
-            "version": row.version,
-            "hash": row.hash,
-            "bundle": row.data,
-            "applied_at": views.iso(row.applied_at),
-            "meta": row.meta,
-        }
+        return views.bundle_view(row)
 
     @app.put("/v1/bundle", tags=["bundles"])
     async def put_bundle(body: BundlePut, principal: Principal = admin) -> dict[str, Any]:
@@ -325,16 +319,8 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
 
     @app.get("/v1/bundle/versions/{version}", tags=["bundles"])
     def bundle_version(version: int, _: Principal = viewer) -> dict[str, Any]:
-        row = runner.reader().get_bundle(version)
-        if row is None:
-            raise ApiError(404, f"no bundle version {version}", code="not_found", field="path.version")
-        return {
-            "version": row.version,
-            "hash": row.hash,
-            "bundle": row.data,
-            "applied_at": views.iso(row.applied_at),
-            "meta": row.meta,
-        }
+        row = found(runner.reader().get_bundle(version), f"bundle version {version}", "path.version")
+        return views.bundle_view(row)
 
     @app.get("/v1/bundle/inflight", tags=["bundles"])
     def inflight(_: Principal = viewer) -> dict[str, Any]:
@@ -414,9 +400,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
     def get_run(run_id: str, _: Principal = viewer) -> dict[str, Any]:
         """A run with every step attempt, message, task and trace line."""
         reader = runner.reader()
-        run = reader.get_run(run_id)
-        if run is None:
-            raise ApiError(404, f"no run '{run_id}'", code="not_found", field="path.run_id")
+        run = found(reader.get_run(run_id), f"run '{run_id}'", "path.run_id")
         return views.run_detail(
             run,
             reader.step_attempts(run_id),
@@ -435,8 +419,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
         return {"event_id": result.event_id, "runs": result.runs, "suppressed": result.suppressed}
 
     async def _run_action(action: str, run_id: str, principal: Principal) -> dict[str, Any]:
-        if runner.reader().get_run(run_id) is None:
-            raise ApiError(404, f"no run '{run_id}'", code="not_found", field="path.run_id")
+        found(runner.reader().get_run(run_id), f"run '{run_id}'", "path.run_id")
         try:
             run = await committed(runner.run_action(action, run_id, principal))
         except EngineError as exc:
@@ -484,19 +467,14 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
 
     @app.get("/v1/tasks/{task_id}", tags=["tasks"])
     def get_task(task_id: str, _: Principal = viewer) -> dict[str, Any]:
-        task = runner.reader().get_task(task_id)
-        if task is None:
-            raise ApiError(404, f"no task '{task_id}'", code="not_found", field="path.task_id")
-        return views.task_view(task)
+        return views.task_view(found(runner.reader().get_task(task_id), f"task '{task_id}'", "path.task_id"))
 
     @app.post("/v1/tasks/{task_id}/complete", tags=["tasks"])
     async def complete_task(
         task_id: str, body: TaskCompleteIn, principal: Principal = operator
     ) -> dict[str, Any]:
         """Complete an approval (approved|rejected), a human task (done) or a compensation task (done|rejected)."""
-        task = runner.reader().get_task(task_id)
-        if task is None:
-            raise ApiError(404, f"no task '{task_id}'", code="not_found", field="path.task_id")
+        task = found(runner.reader().get_task(task_id), f"task '{task_id}'", "path.task_id")
         allowed = TASK_DECISIONS.get(task.kind, ("done",))
         if body.decision not in allowed:
             raise ApiError(
@@ -527,9 +505,7 @@ def create_app(runner: Runner, *, on_ready: Callable[[StartupReport], None] | No
     def get_record(object: str, record_id: str, _: Principal = viewer) -> dict[str, Any]:
         """A record the runner keeps, with its timeline."""
         reader = runner.reader()
-        record = reader.get_record(object, record_id)
-        if record is None:
-            raise ApiError(404, f"no {object} '{record_id}'", code="not_found", field="path.record_id")
+        record = found(reader.get_record(object, record_id), f"{object} '{record_id}'", "path.record_id")
         return views.record_view(record, reader.timeline(object, record_id))
 
     @app.get("/v1/messages", tags=["records"])

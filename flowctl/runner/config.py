@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from flowctl.errors import ConfigError
 from flowctl.lang.durations import Duration
 from flowctl.resources.models import DurationStr, StrictModel
+from flowctl.store.sqlite import Durability
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -82,6 +83,16 @@ class RunnerConfig(StrictModel):
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1024)
     outbox_concurrency: int = Field(8, ge=1, le=64, description="messages delivered in parallel")
     group_commit_max: int = Field(256, ge=1, le=10_000, description="engine calls committed together at most")
+    durability: Durability = Field(
+        "full",
+        description=(
+            "full: an answered event is on disk (one fsync per commit) and survives a crash of the runner, "
+            "of the OS or a power loss. normal: it survives a crash of the runner (kill -9, OOM) and the "
+            "database never corrupts, but an OS crash or power loss may roll back the last commits, "
+            "events the runner already answered; no fsync per commit, so a client that waits for each "
+            "answer gets more per second"
+        ),
+    )
 
     @field_validator("retention")
     @classmethod

@@ -113,7 +113,7 @@ class Runner:
         self.started_at = time.time()
 
         self._lock_file = _exclusive_lock(self.db_path)
-        self.store = SqliteStore.open(self.db_path)
+        self.store = SqliteStore.open(self.db_path, durability=self.config.durability)
         self.store.observe = True
         self.bundles = SqliteBundles(self.store)
         # `secrets` are the names flows may use as {{ secrets.NAME }}: the runner's environment (SPEC §1).

@@ -65,66 +65,71 @@ class ChannelRouter:
         self.file = FileOutbox(
             self.outbox_dir, default_from=config.email.from_, environment=env, attachments_dir=attachments
         )
-        self.routes: dict[str, Connector] = {"notification": self.file}
-        self.described: dict[str, str] = {"notification": f"file outbox {self.outbox_dir}"}
-        smtp = config.email.smtp
-        if smtp is not None:
-            self.routes["email"] = SmtpConnector(
-                SmtpSettings(
-                    host=smtp.host,
-                    port=smtp.port,
-                    starttls=smtp.starttls,
-                    ssl=smtp.ssl,
-                    username_env=smtp.username_env,
-                    password_env=smtp.password_env,
-                    timeout=_seconds(smtp.timeout),
-                    default_from=config.email.from_,
-                    verify_tls=smtp.verify_tls,
+        smtp, sms, wa = config.email.smtp, config.sms, config.whatsapp
+        # A channel with nothing configured (None) is delivered to the file outbox.
+        configured: dict[str, tuple[Connector, str] | None] = {
+            "notification": None,
+            "email": None
+            if smtp is None
+            else (
+                SmtpConnector(
+                    SmtpSettings(
+                        host=smtp.host,
+                        port=smtp.port,
+                        starttls=smtp.starttls,
+                        ssl=smtp.ssl,
+                        username_env=smtp.username_env,
+                        password_env=smtp.password_env,
+                        timeout=_seconds(smtp.timeout),
+                        default_from=config.email.from_,
+                        verify_tls=smtp.verify_tls,
+                    ),
+                    environment=env,
+                    attachments_dir=attachments,
                 ),
-                environment=env,
-                attachments_dir=attachments,
-            )
-            self.described["email"] = f"smtp {smtp.host}:{smtp.port}" + (" starttls" if smtp.starttls else "")
-        else:
-            self.routes["email"] = self.file
-            self.described["email"] = f"file outbox {self.outbox_dir}"
-        if config.sms is not None:
-            sms = config.sms
-            self.routes["sms"] = SmsConnector(
-                SmsSettings(
-                    url=sms.url,
-                    account_env=sms.account_env,
-                    token_env=sms.token_env,
-                    sender=sms.from_,
-                    timeout=_seconds(sms.timeout),
+                f"smtp {smtp.host}:{smtp.port}" + (" starttls" if smtp.starttls else ""),
+            ),
+            "sms": None
+            if sms is None
+            else (
+                SmsConnector(
+                    SmsSettings(
+                        url=sms.url,
+                        account_env=sms.account_env,
+                        token_env=sms.token_env,
+                        sender=sms.from_,
+                        timeout=_seconds(sms.timeout),
+                    ),
+                    http,
+                    environment=env,
                 ),
-                http,
-                environment=env,
-            )
-            self.described["sms"] = f"http {sms.url}"
-        else:
-            self.routes["sms"] = self.file
-            self.described["sms"] = f"file outbox {self.outbox_dir}"
-        if config.whatsapp is not None:
-            wa = config.whatsapp
-            self.routes["whatsapp"] = WhatsappConnector(
-                WhatsappSettings(
-                    url=wa.url,
-                    token_env=wa.token_env,
-                    phone_number_id=wa.phone_number_id,
-                    timeout=_seconds(wa.timeout),
+                f"http {sms.url}",
+            ),
+            "whatsapp": None
+            if wa is None
+            else (
+                WhatsappConnector(
+                    WhatsappSettings(
+                        url=wa.url,
+                        token_env=wa.token_env,
+                        phone_number_id=wa.phone_number_id,
+                        timeout=_seconds(wa.timeout),
+                    ),
+                    http,
+                    environment=env,
                 ),
-                http,
-                environment=env,
-            )
-            self.described["whatsapp"] = f"http {wa.url}"
-        else:
-            self.routes["whatsapp"] = self.file
-            self.described["whatsapp"] = f"file outbox {self.outbox_dir}"
-        self.routes["webhook"] = WebhookConnector(
-            http, environment=env, default_timeout=config.webhook_timeout_seconds
-        )
-        self.described["webhook"] = "http (the step's url)"
+                f"http {wa.url}",
+            ),
+            "webhook": (
+                WebhookConnector(http, environment=env, default_timeout=config.webhook_timeout_seconds),
+                "http (the step's url)",
+            ),
+        }
+        self.routes: dict[str, Connector] = {}
+        self.described: dict[str, str] = {}
+        file_route = (self.file, f"file outbox {self.outbox_dir}")
+        for channel, route in configured.items():
+            self.routes[channel], self.described[channel] = route or file_route
 
     def connector_for(self, message: Message) -> Connector:
         return self.routes.get(message.channel, self.file)

@@ -11,12 +11,24 @@ import datetime as dt
 from typing import Any
 
 from flowctl.engine.state import Message, Record, Run, StepAttempt, Task, TimelineEntry, TraceEntry
+from flowctl.store.sqlite import BundleVersion
 
 
 def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def bundle_view(row: BundleVersion) -> dict[str, Any]:
+    """A bundle version with its content (GET /v1/bundle, GET /v1/bundle/versions/{version})."""
+    return {
+        "version": row.version,
+        "hash": row.hash,
+        "bundle": row.data,
+        "applied_at": iso(row.applied_at),
+        "meta": row.meta,
+    }
 
 
 def run_summary(run: Run) -> dict[str, Any]:

@@ -10,10 +10,12 @@ round-trips through `model_validate_json`), next to the few columns the
 protocol looks rows up by. Instants in indexed columns are ISO-8601 UTC strings
 of one fixed width, so string order is time order.
 
-Durability: WAL mode, `synchronous=FULL` (a commit is on disk when COMMIT
-returns), explicit transactions (`BEGIN IMMEDIATE`). `transaction()` nests with
-SAVEPOINTs, so the runner can run several engine calls in one group commit and
-still roll back exactly the call that failed.
+Durability: WAL mode, `synchronous=FULL` by default (a commit is on disk when
+COMMIT returns; `durability="normal"` trades the last commits on a power loss
+for one fsync less per commit, see `connect`), explicit transactions
+(`BEGIN IMMEDIATE`). `transaction()` nests with SAVEPOINTs, so the runner can
+run several engine calls in one group commit and still roll back exactly the
+call that failed.
 
 Schema changes are migrations numbered by `PRAGMA user_version`; a database
 written by a newer flowctl is refused rather than guessed at.
@@ -31,7 +33,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -101,6 +103,38 @@ def _dump(model: BaseModel) -> str:
 
 def _load(cls: type[M], data: str | bytes) -> M:
     return cls.model_validate_json(data)
+
+
+def _marks(count: int) -> str:
+    """`?, ?, ...` placeholders for an IN list of `count` values."""
+    return ",".join("?" * count)
+
+
+class _Where:
+    """A WHERE clause built from optional filters: a filter whose value is None is left out."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, clause: str, *params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.extend(params)
+
+    def eq(self, column: str, value: Any) -> None:
+        if value is not None:
+            self.add(f"{column} = ?", value)
+
+    def since(self, column: str, value: dt.datetime | None) -> None:
+        if value is not None:
+            self.add(f"{column} >= ?", ts(value))
+
+    def any_of(self, column: str, values: Iterable[Any]) -> None:
+        wanted = list(values)
+        self.add(f"{column} IN ({_marks(len(wanted))})", *wanted)
+
+    def __str__(self) -> str:
+        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""
 
 
 # --------------------------------------------------------------------------- schema
@@ -198,12 +232,25 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+# runner.yaml `durability`, as the WAL `synchronous` level it sets. In WAL mode (SQLite docs,
+# "PRAGMA synchronous"): FULL syncs the WAL at every commit, so a commit that returned survives a
+# power loss; NORMAL syncs only at checkpoints, so a commit survives any crash of the process
+# (kill -9, OOM: the WAL is in the OS page cache) but an OS crash or power loss may roll back the
+# last commits. Neither can corrupt the database.
+Durability = Literal["full", "normal"]
+SYNCHRONOUS: dict[str, str] = {"full": "FULL", "normal": "NORMAL"}
+
+
+def connect(
+    path: Path | str, *, readonly: bool = False, durability: Durability = "full"
+) -> sqlite3.Connection:
     """Open the database with the pragmas the runner relies on.
 
     `isolation_level=None`: transactions are explicit (BEGIN IMMEDIATE / COMMIT),
     never opened implicitly by the sqlite3 module behind our back.
     """
+    if durability not in SYNCHRONOUS:
+        raise ValueError(f"durability must be one of {', '.join(SYNCHRONOUS)}, not {durability!r}")
     path = Path(path)
     if not readonly:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,9 +263,9 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise StoreError(f"{path}: could not switch the database to WAL mode (got {mode})")
-    # FULL: a COMMIT that returned is on disk. With group commit the fsync is
-    # paid once per batch, so the stronger setting costs little (see docs/runner.md).
-    conn.execute("PRAGMA synchronous = FULL")
+    # FULL (the default): a COMMIT that returned is on disk. With group commit the fsync is paid
+    # once per batch; a client waiting on each answer pays it per event (see docs/runner.md).
+    conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA cache_size = -32000")
@@ -380,6 +427,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _bundle_version(row: tuple[Any, ...]) -> BundleVersion:
+    """A `SELECT version, hash, applied_at, meta[, data]` row (data only when selected)."""
+    return BundleVersion(
+        version=row[0],
+        hash=row[1],
+        applied_at=parse_ts(row[2]) or dt.datetime.now(UTC),
+        meta=json.loads(row[3]),
+        data=json.loads(row[4]) if len(row) > 4 else None,
+    )
+
+
+def _token_info(row: tuple[Any, ...]) -> TokenInfo:
+    """A `SELECT id, name, role, created_at, revoked_at` row."""
+    return TokenInfo(
+        id=row[0],
+        name=row[1],
+        role=row[2],
+        created_at=parse_ts(row[3]) or dt.datetime.now(UTC),
+        revoked_at=parse_ts(row[4]),
+    )
+
+
 # --------------------------------------------------------------------------- the store
 
 
@@ -429,8 +498,10 @@ class SqliteStore:
         self._kv: dict[tuple[str, str], str | None] = {}  # likewise for the engine's kv reads
 
     @classmethod
-    def open(cls, path: Path | str, *, readonly: bool = False) -> SqliteStore:
-        conn = connect(path, readonly=readonly)
+    def open(
+        cls, path: Path | str, *, readonly: bool = False, durability: Durability = "full"
+    ) -> SqliteStore:
+        conn = connect(path, readonly=readonly, durability=durability)
         if not readonly:
             migrate(conn, path)
         else:
@@ -579,6 +650,18 @@ class SqliteStore:
         self.statements += 1
         return self.conn.execute(sql, params)
 
+    def _get(self, cls: type[M], table: str, column: str, key: Any) -> M | None:
+        """The row whose key `column` is `key`: from the write-behind buffer when it is there, else from SQL."""
+        buffered = self._buffered(table, key)
+        if buffered is not None:
+            return _load(cls, buffered)
+        row = self.conn.execute(f"SELECT data FROM {table} WHERE {column} = ?", (key,)).fetchone()
+        return None if row is None else _load(cls, row[0])
+
+    def _models(self, cls: type[M], sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[M]:
+        """The models a `SELECT data ...` returns, in its order."""
+        return [_load(cls, r[0]) for r in self.conn.execute(sql, params).fetchall()]
+
     # ------------------------------------------------------------- bookkeeping
     def next_seq(self, name: str) -> int:
         with self._lock:
@@ -682,18 +765,15 @@ class SqliteStore:
 
     def timeline(self, object: str, record_id: str) -> list[TimelineEntry]:
         self._flush("timeline")
-        rows = self.conn.execute(
-            "SELECT data FROM timeline WHERE object = ? AND record_id = ? ORDER BY seq", (object, record_id)
-        ).fetchall()
-        return [_load(TimelineEntry, r[0]) for r in rows]
+        return self._models(
+            TimelineEntry,
+            "SELECT data FROM timeline WHERE object = ? AND record_id = ? ORDER BY seq",
+            (object, record_id),
+        )
 
     # ------------------------------------------------------------- runs and steps
     def get_run(self, run_id: str) -> Run | None:
-        buffered = self._buffered("runs", run_id)
-        if buffered is not None:
-            return _load(Run, buffered)
-        row = self.conn.execute("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return None if row is None else _load(Run, row[0])
+        return self._get(Run, "runs", "id", run_id)
 
     def put_run(self, run: Run) -> None:
         with self._write():
@@ -721,25 +801,17 @@ class SqliteStore:
         parent_run_id: str | None = None,
     ) -> list[Run]:
         self._flush("runs")
-        where: list[str] = []
-        params: list[Any] = []
-        if flow is not None:
-            where.append("flow = ?")
-            params.append(flow)
+        where = _Where()
+        where.eq("flow", flow)
         if record is not None:
-            where.append("object = ? AND record_id = ?")
-            params += list(record)
+            where.add("object = ? AND record_id = ?", *record)
         if statuses is not None:
             wanted = list(statuses)
             if not wanted:
                 return []
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
-            params += wanted
-        if parent_run_id is not None:
-            where.append("parent_run_id = ?")
-            params.append(parent_run_id)
-        sql = "SELECT data FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY n"
-        return [_load(Run, r[0]) for r in self.conn.execute(sql, params).fetchall()]
+            where.any_of("status", wanted)
+        where.eq("parent_run_id", parent_run_id)
+        return self._models(Run, f"SELECT data FROM runs{where} ORDER BY n", where.params)
 
     def put_step_attempt(self, attempt: StepAttempt) -> None:
         with self._write():
@@ -765,18 +837,11 @@ class SqliteStore:
 
     def step_attempts(self, run_id: str) -> list[StepAttempt]:
         self._flush("step_attempts")
-        rows = self.conn.execute(
-            "SELECT data FROM step_attempts WHERE run_id = ? ORDER BY n", (run_id,)
-        ).fetchall()
-        return [_load(StepAttempt, r[0]) for r in rows]
+        return self._models(StepAttempt, "SELECT data FROM step_attempts WHERE run_id = ? ORDER BY n", (run_id,))
 
     # ------------------------------------------------------------- tasks
     def get_task(self, task_id: str) -> Task | None:
-        buffered = self._buffered("tasks", task_id)
-        if buffered is not None:
-            return _load(Task, buffered)
-        row = self.conn.execute("SELECT data FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else _load(Task, row[0])
+        return self._get(Task, "tasks", "id", task_id)
 
     def put_task(self, task: Task) -> None:
         with self._write():
@@ -801,25 +866,17 @@ class SqliteStore:
         open_only: bool = False,
     ) -> list[Task]:
         self._flush("tasks")
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("run_id", run_id), ("step", step), ("assignee", assignee)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+        where = _Where()
+        where.eq("run_id", run_id)
+        where.eq("step", step)
+        where.eq("assignee", assignee)
         if open_only:
-            where.append(f"status IN ({','.join('?' * len(OPEN_TASK_STATUSES))})")
-            params += sorted(OPEN_TASK_STATUSES)
-        sql = "SELECT data FROM tasks" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY n"
-        return [_load(Task, r[0]) for r in self.conn.execute(sql, params).fetchall()]
+            where.any_of("status", sorted(OPEN_TASK_STATUSES))
+        return self._models(Task, f"SELECT data FROM tasks{where} ORDER BY n", where.params)
 
     # ------------------------------------------------------------- outbox
     def get_message(self, message_id: str) -> Message | None:
-        buffered = self._buffered("messages", message_id)
-        if buffered is not None:
-            return _load(Message, buffered)
-        row = self.conn.execute("SELECT data FROM messages WHERE id = ?", (message_id,)).fetchone()
-        return None if row is None else _load(Message, row[0])
+        return self._get(Message, "messages", "id", message_id)
 
     def put_message(self, message: Message) -> None:
         with self._write():
@@ -847,17 +904,13 @@ class SqliteStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_load(Message, r[0]) for r in self.conn.execute(sql, params).fetchall()]
+        return self._models(Message, sql, params)
 
     def list_messages(self, *, run_id: str | None = None) -> list[Message]:
         self._flush("messages")
         if run_id is None:
-            rows = self.conn.execute("SELECT data FROM messages ORDER BY n").fetchall()
-        else:
-            rows = self.conn.execute(
-                "SELECT data FROM messages WHERE run_id = ? ORDER BY n", (run_id,)
-            ).fetchall()
-        return [_load(Message, r[0]) for r in rows]
+            return self._models(Message, "SELECT data FROM messages ORDER BY n")
+        return self._models(Message, "SELECT data FROM messages WHERE run_id = ? ORDER BY n", (run_id,))
 
     def claim_messages(self, limit: int, exclude: Iterable[str] = ()) -> list[Message]:
         """Move up to `limit` pending messages to `sending` and return them (the outbox worker's claim).
@@ -901,11 +954,7 @@ class SqliteStore:
                 self._note("timer", TimerNote(timer.status, timer.due_at))
 
     def get_timer(self, timer_id: str) -> Timer | None:
-        buffered = self._buffered("timers", timer_id)
-        if buffered is not None:
-            return _load(Timer, buffered)
-        row = self.conn.execute("SELECT data FROM timers WHERE id = ?", (timer_id,)).fetchone()
-        return None if row is None else _load(Timer, row[0])
+        return self._get(Timer, "timers", "id", timer_id)
 
     def cancel_timers(self, owner: str, kind: str | None = None) -> int:
         sql = (
@@ -927,7 +976,7 @@ class SqliteStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [_load(Timer, r[0]) for r in self.conn.execute(sql, params).fetchall()]
+        return self._models(Timer, sql, params)
 
     def next_due(self) -> dt.datetime | None:
         self._flush("timers")
@@ -936,13 +985,7 @@ class SqliteStore:
 
     # ------------------------------------------------------------- events and trace
     def get_processed(self, idempotency_key: str) -> ProcessedEvent | None:
-        buffered = self._buffered("processed_events", idempotency_key)
-        if buffered is not None:
-            return _load(ProcessedEvent, buffered)
-        row = self.conn.execute(
-            "SELECT data FROM processed_events WHERE idempotency_key = ?", (idempotency_key,)
-        ).fetchone()
-        return None if row is None else _load(ProcessedEvent, row[0])
+        return self._get(ProcessedEvent, "processed_events", "idempotency_key", idempotency_key)
 
     def put_processed(self, processed: ProcessedEvent) -> None:
         with self._write():
@@ -960,14 +1003,10 @@ class SqliteStore:
     def trace(self, *, run_id: str | None = None, since_seq: int = 0) -> list[TraceEntry]:
         self._flush("trace")
         if run_id is None:
-            rows = self.conn.execute(
-                "SELECT data FROM trace WHERE seq > ? ORDER BY seq", (since_seq,)
-            ).fetchall()
-        else:
-            rows = self.conn.execute(
-                "SELECT data FROM trace WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, since_seq)
-            ).fetchall()
-        return [_load(TraceEntry, r[0]) for r in rows]
+            return self._models(TraceEntry, "SELECT data FROM trace WHERE seq > ? ORDER BY seq", (since_seq,))
+        return self._models(
+            TraceEntry, "SELECT data FROM trace WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, since_seq)
+        )
 
     # =================================================================== runner-only
     # ------------------------------------------------------------- the event log
@@ -1028,36 +1067,20 @@ class SqliteStore:
             + " FROM bundles WHERE version = ?",
             (version,),
         ).fetchone()
-        if row is None:
-            return None
-        return BundleVersion(
-            version=row[0],
-            hash=row[1],
-            applied_at=parse_ts(row[2]) or dt.datetime.now(UTC),
-            meta=json.loads(row[3]),
-            data=json.loads(row[4]) if with_data else None,
-        )
+        return None if row is None else _bundle_version(row)
 
     def bundle_versions(self) -> list[BundleVersion]:
         rows = self.conn.execute(
             "SELECT version, hash, applied_at, meta FROM bundles ORDER BY version"
         ).fetchall()
-        return [
-            BundleVersion(
-                version=r[0],
-                hash=r[1],
-                applied_at=parse_ts(r[2]) or dt.datetime.now(UTC),
-                meta=json.loads(r[3]),
-            )
-            for r in rows
-        ]
+        return [_bundle_version(r) for r in rows]
 
     def inflight(self) -> dict[str, dict[int, int]]:
         """Open (running + waiting) runs per flow and bundle version."""
         self._flush("runs")
         statuses = sorted(OPEN_RUN_STATUSES)
         rows = self.conn.execute(
-            f"SELECT flow, version, count(*) FROM runs WHERE status IN ({','.join('?' * len(statuses))}) "
+            f"SELECT flow, version, count(*) FROM runs WHERE status IN ({_marks(len(statuses))}) "
             "GROUP BY flow, version ORDER BY flow, version",
             statuses,
         ).fetchall()
@@ -1086,20 +1109,12 @@ class SqliteStore:
     def audit_log(
         self, *, limit: int = 100, action: str | None = None, before_seq: int | None = None
     ) -> list[AuditEntry]:
-        where: list[str] = []
-        params: list[Any] = []
-        if action is not None:
-            where.append("action = ?")
-            params.append(action)
+        where = _Where()
+        where.eq("action", action)
         if before_seq is not None:
-            where.append("seq < ?")
-            params.append(before_seq)
-        sql = (
-            "SELECT seq, at, actor, role, action, target, detail FROM audit"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY seq DESC LIMIT ?"
-        )
-        rows = self.conn.execute(sql, [*params, limit]).fetchall()
+            where.add("seq < ?", before_seq)
+        sql = f"SELECT seq, at, actor, role, action, target, detail FROM audit{where} ORDER BY seq DESC LIMIT ?"
+        rows = self.conn.execute(sql, [*where.params, limit]).fetchall()
         return [
             AuditEntry(
                 seq=r[0],
@@ -1125,30 +1140,13 @@ class SqliteStore:
         row = self.conn.execute(
             "SELECT id, name, role, created_at, revoked_at FROM tokens WHERE hash = ?", (token_hash,)
         ).fetchone()
-        if row is None:
-            return None
-        return TokenInfo(
-            id=row[0],
-            name=row[1],
-            role=row[2],
-            created_at=parse_ts(row[3]) or dt.datetime.now(UTC),
-            revoked_at=parse_ts(row[4]),
-        )
+        return None if row is None else _token_info(row)
 
     def tokens(self) -> list[TokenInfo]:
         rows = self.conn.execute(
             "SELECT id, name, role, created_at, revoked_at FROM tokens ORDER BY created_at"
         ).fetchall()
-        return [
-            TokenInfo(
-                id=r[0],
-                name=r[1],
-                role=r[2],
-                created_at=parse_ts(r[3]) or dt.datetime.now(UTC),
-                revoked_at=parse_ts(r[4]),
-            )
-            for r in rows
-        ]
+        return [_token_info(r) for r in rows]
 
     def revoke_token(self, token_id: str, now: dt.datetime) -> bool:
         with self._write():
@@ -1270,33 +1268,17 @@ class SqliteStore:
     ) -> list[tuple[int, Run]]:
         """Runs newest first, with their row number as a pagination cursor."""
         self._flush("runs")
-        where: list[str] = []
-        params: list[Any] = []
-        if flow is not None:
-            where.append("flow = ?")
-            params.append(flow)
+        where = _Where()
+        where.eq("flow", flow)
         if statuses is not None:
-            wanted = list(statuses)
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
-            params += wanted
-        if object is not None:
-            where.append("object = ?")
-            params.append(object)
-        if record_id is not None:
-            where.append("record_id = ?")
-            params.append(record_id)
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(ts(since))
+            where.any_of("status", statuses)
+        where.eq("object", object)
+        where.eq("record_id", record_id)
+        where.since("started_at", since)
         if before_n is not None:
-            where.append("n < ?")
-            params.append(before_n)
-        sql = (
-            "SELECT n, data FROM runs"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY n DESC LIMIT ?"
-        )
-        return [(r[0], _load(Run, r[1])) for r in self.conn.execute(sql, [*params, limit]).fetchall()]
+            where.add("n < ?", before_n)
+        sql = f"SELECT n, data FROM runs{where} ORDER BY n DESC LIMIT ?"
+        return [(r[0], _load(Run, r[1])) for r in self.conn.execute(sql, [*where.params, limit]).fetchall()]
 
     def query_tasks(
         self,
@@ -1308,22 +1290,13 @@ class SqliteStore:
         limit: int = 200,
     ) -> list[Task]:
         self._flush("tasks")
-        where: list[str] = []
-        params: list[Any] = []
+        where = _Where()
         if statuses is not None:
-            wanted = list(statuses)
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
-            params += wanted
-        for column, value in (("assignee", assignee), ("run_id", run_id), ("kind", kind)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        sql = (
-            "SELECT data FROM tasks"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY n LIMIT ?"
-        )
-        return [_load(Task, r[0]) for r in self.conn.execute(sql, [*params, limit]).fetchall()]
+            where.any_of("status", statuses)
+        where.eq("assignee", assignee)
+        where.eq("run_id", run_id)
+        where.eq("kind", kind)
+        return self._models(Task, f"SELECT data FROM tasks{where} ORDER BY n LIMIT ?", [*where.params, limit])
 
     def query_messages(
         self,
@@ -1334,18 +1307,13 @@ class SqliteStore:
         limit: int = 200,
     ) -> list[Message]:
         self._flush("messages")
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (("run_id", run_id), ("channel", channel), ("status", status)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        sql = (
-            "SELECT data FROM messages"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY n DESC LIMIT ?"
+        where = _Where()
+        where.eq("run_id", run_id)
+        where.eq("channel", channel)
+        where.eq("status", status)
+        return self._models(
+            Message, f"SELECT data FROM messages{where} ORDER BY n DESC LIMIT ?", [*where.params, limit]
         )
-        return [_load(Message, r[0]) for r in self.conn.execute(sql, [*params, limit]).fetchall()]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Row counts by status for /v1/metrics and the Prometheus gauges."""
@@ -1358,90 +1326,76 @@ class SqliteStore:
 
     # ------------------------------------------------------------- statistics (flowctl stats, report failures)
     @staticmethod
-    def _filters(flow: str | None, since: dt.datetime | None, time_column: str) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        params: list[Any] = []
-        if flow is not None:
-            where.append("flow = ?")
-            params.append(flow)
-        if since is not None:
-            where.append(f"{time_column} >= ?")
-            params.append(ts(since))
-        return (" WHERE " + " AND ".join(where) if where else ""), params
+    def _filters(
+        flow: str | None, since: dt.datetime | None, time_column: str, flow_column: str = "flow"
+    ) -> _Where:
+        where = _Where()
+        where.eq(flow_column, flow)
+        where.since(time_column, since)
+        return where
 
     def run_status_counts(
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, str, int]]:
         """(flow, status, runs)."""
         self._flush("runs")
-        where, params = self._filters(flow, since, "started_at")
+        where = self._filters(flow, since, "started_at")
         sql = f"SELECT flow, status, count(*) FROM runs{where} GROUP BY flow, status ORDER BY flow, status"
-        return [(r[0], r[1], int(r[2])) for r in self.conn.execute(sql, params).fetchall()]
+        return [(r[0], r[1], int(r[2])) for r in self.conn.execute(sql, where.params).fetchall()]
 
     def run_durations(
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, float]]:
         """(flow, seconds from start to end) of every finished run."""
         self._flush("runs")
-        where, params = self._filters(flow, since, "started_at")
-        where += (" AND" if where else " WHERE") + " ended_at IS NOT NULL"
+        where = self._filters(flow, since, "started_at")
+        where.add("ended_at IS NOT NULL")
         sql = f"SELECT flow, (julianday(ended_at) - julianday(started_at)) * 86400.0 FROM runs{where}"
-        return [(r[0], max(0.0, float(r[1]))) for r in self.conn.execute(sql, params).fetchall()]
+        return [(r[0], max(0.0, float(r[1]))) for r in self.conn.execute(sql, where.params).fetchall()]
 
     def attempt_counts(
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, str, str, str | None, int]]:
         """(flow, step, status, error_class, attempts)."""
         self._flush("step_attempts")
-        where, params = self._filters(flow, since, "started_at")
+        where = self._filters(flow, since, "started_at")
         sql = (
             f"SELECT flow, step, status, error_class, count(*) FROM step_attempts{where} "
             "GROUP BY flow, step, status, error_class ORDER BY flow, step"
         )
-        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in self.conn.execute(sql, params).fetchall()]
+        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in self.conn.execute(sql, where.params).fetchall()]
 
     def retried_steps(
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str, str, int, bool]]:
         """(flow, step, tries, finally succeeded) for every step of a run that failed at least one attempt."""
         self._flush("step_attempts")
-        where, params = self._filters(flow, since, "started_at")
+        where = self._filters(flow, since, "started_at")
         sql = (
             "SELECT flow, step, max(attempt), max(status = 'succeeded') FROM step_attempts"
             f"{where} GROUP BY run_id, step HAVING sum(status IN ('failed', 'retrying')) > 0"
         )
-        return [(r[0], r[1], int(r[2]), bool(r[3])) for r in self.conn.execute(sql, params).fetchall()]
+        return [(r[0], r[1], int(r[2]), bool(r[3])) for r in self.conn.execute(sql, where.params).fetchall()]
 
     def compensation_tasks(self, *, flow: str | None = None, since: dt.datetime | None = None) -> list[Task]:
         self._flush("tasks")
-        sql = "SELECT data FROM tasks WHERE kind = 'compensation'"
-        params: list[Any] = []
-        if flow is not None:
-            sql += " AND json_extract(data, '$.flow') = ?"
-            params.append(flow)
-        if since is not None:
-            sql += " AND created_at >= ?"
-            params.append(ts(since))
-        return [_load(Task, r[0]) for r in self.conn.execute(sql + " ORDER BY n", params).fetchall()]
+        where = _Where()
+        where.add("kind = 'compensation'")
+        where.eq("json_extract(data, '$.flow')", flow)
+        where.since("created_at", since)
+        return self._models(Task, f"SELECT data FROM tasks{where} ORDER BY n", where.params)
 
     def message_outcomes(
         self, *, flow: str | None = None, since: dt.datetime | None = None
     ) -> list[tuple[str | None, str, str, str | None, int]]:
         """(flow, channel, status, error_class, messages)."""
         self._flush("messages")
-        where: list[str] = []
-        params: list[Any] = []
-        if flow is not None:
-            where.append("json_extract(data, '$.flow') = ?")
-            params.append(flow)
-        if since is not None:
-            where.append("created_at >= ?")
-            params.append(ts(since))
+        where = self._filters(flow, since, "created_at", flow_column="json_extract(data, '$.flow')")
         sql = (
             "SELECT json_extract(data, '$.flow'), channel, status, json_extract(data, '$.error_class'), count(*) "
-            "FROM messages" + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY 1, 2, 3, 4"
+            f"FROM messages{where} GROUP BY 1, 2, 3, 4"
         )
-        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in self.conn.execute(sql, params).fetchall()]
+        return [(r[0], r[1], r[2], r[3], int(r[4])) for r in self.conn.execute(sql, where.params).fetchall()]
 
     def crm_forward_counts(self) -> dict[str, int]:
         rows = self.conn.execute("SELECT status, count(*) FROM crm_outbox GROUP BY status").fetchall()
@@ -1470,14 +1424,14 @@ class SqliteStore:
             counts["step_attempts"] = 0
             for i in range(0, len(old_runs), 500):
                 chunk = old_runs[i : i + 500]
-                marks = ",".join("?" * len(chunk))
+                marks = _marks(len(chunk))
                 counts["step_attempts"] += self._exec(
                     f"DELETE FROM step_attempts WHERE run_id IN ({marks})", chunk
                 ).rowcount
                 counts["runs"] += self._exec(f"DELETE FROM runs WHERE id IN ({marks})", chunk).rowcount
             counts["trace"] = self._exec("DELETE FROM trace WHERE at < ?", (c,)).rowcount
             counts["messages"] = self._exec(
-                f"DELETE FROM messages WHERE status IN ({','.join('?' * len(done))}) AND created_at < ?",
+                f"DELETE FROM messages WHERE status IN ({_marks(len(done))}) AND created_at < ?",
                 [*sorted(done), c],
             ).rowcount
             counts["timers"] = self._exec(

@@ -1,6 +1,5 @@
-"""Gaps found by the acceptance audit of the GitOps, SLA and runner-operations issues, each checked the way a
-user meets it: the scaffold's own instructions, a validate diagnostic, CLI output piped into a CI log, and
-the operator CLI against a real runner subprocess.
+"""What a user meets first, checked end to end: the scaffold's own instructions, a validate diagnostic, CLI
+output piped into a CI log, and the operator CLI against a real runner subprocess.
 """
 
 from __future__ import annotations

@@ -51,6 +51,17 @@ def all_succeeded(count: int) -> Any:
     return lambda runs: len(runs) == count and all(r["status"] == "succeeded" for r in runs)
 
 
+# runner.yaml `durability`: both settings must survive kill -9 (the WAL is in the OS page cache,
+# which outlives the process); they differ only on an OS crash or power loss, which no test here makes.
+DURABILITY = pytest.mark.parametrize("durability", ["full", "normal"])
+
+
+def started_with(runner_for: Any, durability: str) -> RunnerProcess:
+    proc = runner_for({"durability": durability}).start()
+    assert f"durability   {durability}:" in proc.log()  # the start banner says which
+    return proc
+
+
 def test_the_welcome_flow_sends_exactly_one_email_over_smtp(runner_for: Any, smtp: FakeSmtp) -> None:
     proc = runner_for().start()
     apply(proc, standard_bundle())
@@ -108,8 +119,11 @@ def test_kill_9_during_a_wait_then_restart_fires_the_overdue_timers_once(
     assert len(smtp.messages) == len(smtp.unique()) == 10  # nothing re-sent, nothing lost
 
 
-def test_kill_9_during_a_send_resends_with_the_same_message_id(runner_for: Any, smtp: FakeSmtp) -> None:
-    proc = runner_for().start()
+@DURABILITY
+def test_kill_9_during_a_send_resends_with_the_same_message_id(
+    runner_for: Any, smtp: FakeSmtp, durability: str
+) -> None:
+    proc = started_with(runner_for, durability)
     apply(proc, standard_bundle())
     smtp.delay = 30.0  # the server takes the message, then holds the answer: the runner is mid-send
     with proc.client() as c:
@@ -127,10 +141,11 @@ def test_kill_9_during_a_send_resends_with_the_same_message_id(runner_for: Any, 
     assert [(m["status"], m["attempt"]) for m in detail["messages"]] == [("sent", 1)]
 
 
+@DURABILITY
 def test_kill_9_at_random_moments_under_load_loses_nothing_and_sends_each_email_once(
-    runner_for: Any, smtp: FakeSmtp
+    runner_for: Any, smtp: FakeSmtp, durability: str
 ) -> None:
-    proc = runner_for().start()
+    proc = started_with(runner_for, durability)
     apply(proc, standard_bundle())
     contacts = [f"c-{i}" for i in range(60)]
     accepted: set[str] = set()
