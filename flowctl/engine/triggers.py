@@ -21,7 +21,7 @@ from flowctl.engine.context import condition_context, record_before, template_co
 from flowctl.engine.runs import recheck_conditions, start_run
 from flowctl.engine.runtime import MAX_DEPTH, RecordChange, Runtime
 from flowctl.engine.state import Event, Record, Run, Timer
-from flowctl.lang.conditions import evaluate
+from flowctl.lang.conditions import evaluate, evaluate_with_reason
 from flowctl.lang.durations import Duration, localize, zone_of
 from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import (
@@ -66,6 +66,25 @@ def entry_holds(
     return evaluate(flow.conditions, ctx)
 
 
+def entry_explanation(
+    rt: Runtime,
+    bundle: TypedBundle,
+    flow: Flow,
+    record: Record | None,
+    trigger: dict[str, Any],
+    *,
+    before: dict[str, Any] | None = None,
+    changed: frozenset[str] | None = None,
+) -> str:
+    """Why the entry conditions do not hold, for the trace. Only computed for suppressed triggers."""
+    if flow.conditions is None:
+        return ""
+    expr = template_context(rt, bundle, run=None, record=record, extra={"trigger": trigger})
+    ctx = condition_context(rt, bundle, record=record, object_name=flow.object, timezone=flow.timezone,
+                            before=before, changed=changed, expr_context=expr)
+    return evaluate_with_reason(flow.conditions, ctx)[1]
+
+
 def try_start(
     rt: Runtime,
     version: int,
@@ -85,7 +104,9 @@ def try_start(
     """Entry conditions → dedupe → reentry; start the run when all pass."""
     where = f"{record.object}/{record.id}" if record else None
     if not conditions_checked and not entry_holds(rt, bundle, flow, record, trigger, before=before, changed=changed):
-        rt.trace("suppressed", flow=flow.name, reason="conditions", record=where, trigger=trigger.get("type"))
+        why = entry_explanation(rt, bundle, flow, record, trigger, before=before, changed=changed)
+        rt.trace("suppressed", flow=flow.name, reason="conditions", record=where, trigger=trigger.get("type"),
+                 why=why)
         return None
     now = rt.now
     dedupe_key = None

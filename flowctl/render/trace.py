@@ -163,6 +163,8 @@ def describe(e: TraceEntry) -> tuple[str, str, list[str]] | None:
             extra_info = f" (window until {_short_time(d.get('window_ends'))})"
         elif d.get("reason") == "reentry":
             extra_info = f" (reentry {d.get('policy')}, last run {_short_time(d.get('last_started'))})"
+        elif d.get("reason") == "conditions" and d.get("why"):
+            extra_info = f" ({d['why']})"
         record = f" for {d['record']}" if d.get("record") else ""
         return "⊘", f"{e.flow} not started{record}: {d.get('reason')}{extra_info}", []
     if e.kind == "timer":
