@@ -25,9 +25,13 @@ ObjectOpt = typer.Option("case", "--object", "-o", help="The record's object (de
 
 
 def _state(clock: dict[str, Any]) -> str:
-    words = [clock["status"]]
-    if clock.get("breached"):
-        words.append("breached")
+    # A stopped clock is the outcome people ask about: was the target met or missed?
+    if clock["status"] == "stopped":
+        words = ["stopped, missed" if clock.get("breached") else "stopped, met"]
+    else:
+        words = [clock["status"]]
+        if clock.get("breached"):
+            words.append("breached")
     if clock.get("reverted_at"):
         words.append("reverted")
     return ", ".join(words)
@@ -65,8 +69,10 @@ def status(
     console.print(f"SLA clocks of {object_name} {record} at {_short_time(data.get('at'))} UTC")
     table = _table(("CLOCK", "POLICY", "STATE", "TARGET", "DUE (UTC)", "ELAPSED", "LEFT"))
     for c in data["clocks"]:
+        # A cancelled clock (applies_when turned false) has no deadline any more.
+        due = "-" if c["status"] == "cancelled" else _short_time(c.get("due_at"))
         table.add_row(c["clock"], c["policy"], _state(c), f"{c['target']} ({c['target_name']})",
-                      _short_time(c.get("due_at")), format_seconds(c.get("elapsed_seconds")), _left(c))
+                      due, format_seconds(c.get("elapsed_seconds")), _left(c))
     _show(table)
     for c in data["clocks"]:
         for entry in c.get("log") or []:
