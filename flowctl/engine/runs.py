@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from flowctl.engine import condition_waits
 from flowctl.engine.actions import (
     ACTIONS,
     OUTBOUND,
@@ -232,12 +233,9 @@ def _apply(rt: Runtime, run: Run, node: Node, out: Outcome) -> None:
         if out.waiting.timer_id and out.waiting.until:
             rt.trace("timer", run=run, step=node.id, status="set", timer=out.waiting.timer_id,
                      due_at=out.waiting.until.isoformat(), purpose=out.waiting.kind)
-        if out.waiting.kind == "condition" and run.record_key is not None:
-            # An index of condition waits per record, so a record change looks only at those runs.
-            key = _condition_key(*run.record_key)
-            waiting_runs = rt.store.kv_get("condition_waits", key) or []
-            if run.id not in waiting_runs:
-                rt.store.kv_put("condition_waits", key, [*waiting_runs, run.id])
+        if out.waiting.kind == "condition":
+            # Indexed by every record the condition reads, so a record change looks only at those runs.
+            _index_condition_wait(rt, run, node)
     elif kind == "fail":
         _failure(rt, run, node, out)
 
@@ -323,6 +321,7 @@ def finish(
     run.outcome = outcome if outcome is not None else run.outcome
     if error is not None:
         run.error, run.error_class = error, error_class
+    _end_condition_wait(rt, run)
     run.waiting = None
     run.ended_at = rt.now
     rt.store.cancel_timers(run_owner(run.id))
@@ -476,6 +475,7 @@ def _node_of(rt: Runtime, run: Run) -> tuple[Node, TypedBundle, Flow] | None:
 
 
 def _resume(rt: Runtime, run: Run, node: Node, out: Outcome) -> None:
+    _end_condition_wait(rt, run)
     run.waiting = None
     run.status = "running"
     _apply(rt, run, node, out)
@@ -689,8 +689,18 @@ def _resume_after_child(rt: Runtime, parent: Run, child: Run) -> None:
     _resume(rt, parent, node, _child_outcome(child))
 
 
-def _condition_key(object_name: str, record_id: str) -> str:
-    return f"{object_name}:{record_id}"
+def _index_condition_wait(rt: Runtime, run: Run, node: Node) -> None:
+    """File a run waiting `until_condition` under its record and every record the condition reads through refs."""
+    record = _record_of(rt, run)
+    if record is None:
+        return  # no record: no change can make the condition true, only the timeout ends the wait
+    bundle = rt.bundle(run.version)
+    condition_waits.register(rt, run.id, condition_waits.reads_of(rt, bundle, record, node.step.wait.until_condition))
+
+
+def _end_condition_wait(rt: Runtime, run: Run) -> None:
+    if run.waiting is not None and run.waiting.kind == "condition":
+        condition_waits.unregister(rt, run.id)
 
 
 def _waits_on_condition(rt: Runtime, run_id: str) -> bool:
@@ -699,36 +709,27 @@ def _waits_on_condition(rt: Runtime, run_id: str) -> bool:
 
 
 def recheck_conditions(rt: Runtime, object_name: str, record_id: str) -> None:
-    """Runs waiting `until_condition` on this record: continue those whose condition now holds."""
-    key = _condition_key(object_name, record_id)
-    run_ids: list[str] = rt.store.kv_get("condition_waits", key) or []
-    if not run_ids:
-        return
-    still: list[str] = []
-    for run_id in run_ids:
+    """Runs whose waiting condition reads this record (their own or a related one): continue those it now holds for.
+
+    A run that still waits is filed again, since the change may have moved one of its references to another
+    record. Resuming takes a run out of the index (`_resume`); one that waits on a condition again is filed
+    anew, and is not checked a second time for this change.
+    """
+    for run_id in condition_waits.waiting_on(rt, object_name, record_id):
         run = rt.store.get_run(run_id)
         if run is None or run.status != "waiting" or run.waiting is None or run.waiting.kind != "condition":
-            continue  # it moved on (timed out, cancelled): drop it from the index
-        still.append(run_id)
+            continue  # it moved on (timed out, cancelled): pruned below
         found = _node_of(rt, run)
         if found is None:
             continue
         node, bundle, flow = found
         sc = step_context(rt, run, node, bundle, flow)
         if _condition_holds(sc):
-            still.remove(run_id)
-            rt.store.kv_put("condition_waits", key, still)
             _cancel_timer(rt, run)
             _resume(rt, run, node, Outcome.done(None, condition="became true"))
-    current = rt.store.kv_get("condition_waits", key) or []
-    # The runs that still wait: those not resumed (`still`), then those that began waiting while others
-    # resumed (a resumed run that waits on a condition again is one of them). `current` alone is not
-    # enough: it is the index as last written, before the runs checked after that write.
-    merged = [r for r in dict.fromkeys([*still, *current]) if _waits_on_condition(rt, r)]
-    if merged:
-        rt.store.kv_put("condition_waits", key, merged)
-    else:
-        rt.store.kv_delete("condition_waits", key)
+        else:
+            _index_condition_wait(rt, run, node)
+    condition_waits.prune(rt, object_name, record_id, lambda run_id: _waits_on_condition(rt, run_id))
 
 
 # --------------------------------------------------------------------------- operator actions

@@ -63,7 +63,9 @@ class Store(Protocol):
         identity), `reentry` (last run start per flow and record), `round_robin`
         (cursor per team), `date_plan` (planned date-trigger timer per flow and
         record), `assigned` (records assigned per user, for least_loaded),
-        `engine` (the bundle version last activated), `faults`... (shell use).
+        `engine` (the bundle version last activated), `condition_waits` and
+        `condition_reads` (runs waiting `until_condition`, by the records their
+        condition reads; see flowctl.engine.condition_waits), `faults`... (shell use).
         """
         ...
 

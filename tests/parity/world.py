@@ -24,6 +24,7 @@ FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 # The kv namespaces the engine keeps (see flowctl.engine.store.Store.kv_get).
 KV_NAMESPACES = (
     "assigned",
+    "condition_reads",
     "condition_waits",
     "date_plan",
     "dedupe",
