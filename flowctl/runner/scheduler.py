@@ -47,6 +47,7 @@ class TimerLoop:
         self._lock = threading.Lock()
         self._running = False
         self._again = False
+        self._stopping = False
         self._scheduled: dt.datetime | None = None
         self.fired_batches = 0
         self._failures = 0
@@ -76,6 +77,12 @@ class TimerLoop:
         self.scheduler.start()
 
     def stop(self) -> None:
+        # APScheduler's shutdown(wait=True) holds its job-store lock while it waits for running jobs,
+        # and a finishing `_run` reschedules itself through that lock: without this flag the two
+        # deadlock. Set under our lock, so a reschedule either completes before shutdown starts
+        # or sees the flag and does nothing.
+        with self._lock:
+            self._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
 
@@ -92,10 +99,13 @@ class TimerLoop:
         self._reschedule(when)
 
     def _reschedule(self, when: dt.datetime) -> None:
-        try:
-            self.scheduler.modify_job("timers", next_run_time=max(when, self.clock()))
-        except Exception:  # the scheduler is shutting down
-            log.debug("timer loop reschedule skipped", exc_info=True)
+        with self._lock:
+            if self._stopping:
+                return
+            try:
+                self.scheduler.modify_job("timers", next_run_time=max(when, self.clock()))
+            except Exception:  # the scheduler is shutting down
+                log.debug("timer loop reschedule skipped", exc_info=True)
 
     def _run(self) -> None:
         with self._lock:
