@@ -21,7 +21,7 @@ from flowctl.engine.context import condition_context, record_before, template_co
 from flowctl.engine.runs import recheck_conditions, start_run
 from flowctl.engine.runtime import MAX_DEPTH, RecordChange, Runtime
 from flowctl.engine.state import Event, Record, Run, Timer
-from flowctl.lang.conditions import evaluate, evaluate_with_reason
+from flowctl.lang.conditions import ConditionContext, evaluate, evaluate_with_reason
 from flowctl.lang.durations import Duration, localize, zone_of
 from flowctl.resources.bundle import TypedBundle
 from flowctl.resources.models import (
@@ -48,6 +48,20 @@ def _identity(flow: Flow, record: Record | None, trigger: dict[str, Any], values
     return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
+def _entry_context(
+    rt: Runtime,
+    bundle: TypedBundle,
+    flow: Flow,
+    record: Record | None,
+    trigger: dict[str, Any],
+    before: dict[str, Any] | None,
+    changed: frozenset[str] | None,
+) -> ConditionContext:
+    expr = template_context(rt, bundle, run=None, record=record, extra={"trigger": trigger})
+    return condition_context(rt, bundle, record=record, object_name=flow.object, timezone=flow.timezone,
+                             before=before, changed=changed, expr_context=expr)
+
+
 def entry_holds(
     rt: Runtime,
     bundle: TypedBundle,
@@ -60,10 +74,7 @@ def entry_holds(
 ) -> bool:
     if flow.conditions is None:
         return True
-    expr = template_context(rt, bundle, run=None, record=record, extra={"trigger": trigger})
-    ctx = condition_context(rt, bundle, record=record, object_name=flow.object, timezone=flow.timezone,
-                            before=before, changed=changed, expr_context=expr)
-    return evaluate(flow.conditions, ctx)
+    return evaluate(flow.conditions, _entry_context(rt, bundle, flow, record, trigger, before, changed))
 
 
 def entry_explanation(
@@ -79,9 +90,7 @@ def entry_explanation(
     """Why the entry conditions do not hold, for the trace. Only computed for suppressed triggers."""
     if flow.conditions is None:
         return ""
-    expr = template_context(rt, bundle, run=None, record=record, extra={"trigger": trigger})
-    ctx = condition_context(rt, bundle, record=record, object_name=flow.object, timezone=flow.timezone,
-                            before=before, changed=changed, expr_context=expr)
+    ctx = _entry_context(rt, bundle, flow, record, trigger, before, changed)
     return evaluate_with_reason(flow.conditions, ctx)[1]
 
 
